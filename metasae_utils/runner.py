@@ -1,0 +1,184 @@
+"""The book runner: execute every chapter notebook of ``_toc.yml`` with papermill on one preset.
+
+* Notebooks run in table-of-contents order from ``notebooks/`` into ``<out>/book/``.
+* Parameters are validated for every notebook before the first one runs.
+* A notebook whose inputs did not change (its source, the preset's resolved values, the package's code) is
+  reused, not re-run; everything it computes is also cached (``metasae_utils.artifacts``).
+* Each notebook is executed into a temporary file; only a successful run replaces the output, so a failure
+  never overwrites the last good notebook.  The first failure stops the build with the notebook's name and the
+  failing cell's error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .artifacts import REPO
+from .presets import ConfigError, resolve
+
+RUN_KEY = "metasae_run_key"
+
+
+class NotebookFailed(RuntimeError):
+    """A chapter notebook raised; the message names the notebook, the cell and the error."""
+
+
+def chapters(src: Path = REPO) -> list[str]:
+    """Notebook stems in ``src/_toc.yml`` order (entries that have a source in ``src/notebooks/``)."""
+    data = yaml.safe_load((Path(src) / "_toc.yml").read_text())
+    files = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                files.append(node["file"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    walk(data.get("parts", data.get("chapters", [])))
+    out = []
+    for f in files:
+        stem = Path(f).name.removesuffix(".ipynb")
+        if (Path(src) / "notebooks" / f"{stem}.ipynb").exists():
+            out.append(stem)
+    return out
+
+
+def code_hash() -> str:
+    """Hash of the package source and presets: a change anywhere re-runs the notebooks."""
+    h = hashlib.sha256()
+    for p in sorted((REPO / "metasae_utils").glob("*.py")) + sorted((REPO / "presets").glob("*.yaml")):
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def run_key(notebook: Path, preset: str, params: dict) -> str:
+    """What determines a chapter's output: its source, the resolved configuration and the package code."""
+    cfg = resolve(preset, **params).as_dict()
+    blob = json.dumps({"src": hashlib.sha256(Path(notebook).read_bytes()).hexdigest(), "cfg": cfg, "code": code_hash()},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _existing_key(path: Path) -> str | None:
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())["metadata"].get(RUN_KEY)
+    except (ValueError, KeyError):
+        return None
+
+
+@dataclass
+class Result:
+    notebook: str
+    status: str  # "ran", "reused"
+    seconds: float
+
+
+def build(preset: str = "offline", out: Path = REPO, params: dict | None = None, only: list[str] | None = None,
+          force: bool = False, kernel: str = "python3", src: Path = REPO) -> list[Result]:
+    """Execute the chapters into ``out/book`` and write ``out/_build/timings-<preset>.json``."""
+    import papermill as pm
+    from tqdm.auto import tqdm
+
+    params = dict(params or {})
+    resolve(preset, **params)  # every notebook shares the schema: validate before any compute
+    stems = chapters(src)
+    if only:
+        unknown = [s for s in only if s not in stems]
+        if unknown:
+            raise ConfigError(f"--only {unknown[0]!r} is not a chapter; allowed: {', '.join(stems)}")
+        stems = [s for s in stems if s in only]
+    cfg = resolve(preset, **params)
+    out = stage(out) if Path(src) == REPO else Path(out)
+    (out / "book").mkdir(parents=True, exist_ok=True)
+    results = []
+    for stem in tqdm(stems, desc=f"book [{preset}]", unit="notebook"):
+        target = out / "book" / f"{stem}.ipynb"
+        source = Path(src) / "notebooks" / f"{stem}.ipynb"
+        key = run_key(source, preset, params)
+        if not force and _existing_key(target) == key:
+            results.append(Result(stem, "reused", 0.0))
+            tqdm.write(f"  {stem}: unchanged, reused")
+            continue
+        tmp = out / "_build" / "running" / f"{stem}.ipynb"
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        t0 = time.time()
+        try:
+            nb = pm.execute_notebook(str(source), str(tmp),
+                                     parameters={"preset": preset, **params}, kernel_name=kernel,
+                                     progress_bar=True, execution_timeout=cfg.cell_timeout,
+                                     cwd=str(source.parent), report_mode=False)
+        except pm.PapermillExecutionError as e:
+            failed = out / "_build" / "failed" / f"{stem}.ipynb"
+            failed.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(tmp), failed)
+            raise NotebookFailed(f"notebook {stem} failed in cell {e.exec_count}: {e.ename}: {e.evalue} "
+                                 f"(executed copy kept at {failed}; the last good book/{stem}.ipynb is untouched)"
+                                 ) from None
+        seconds = time.time() - t0
+        nb.metadata[RUN_KEY] = key
+        nb.metadata["metasae_wall_time_s"] = round(seconds, 1)
+        import nbformat
+        _collapse_injected(nb)
+        nbformat.write(nb, str(tmp))
+        tmp.replace(target)
+        results.append(Result(stem, "ran", seconds))
+        tqdm.write(f"  {stem}: ran in {seconds:.0f} s")
+    timings = out / "_build" / f"timings-{preset}.json"
+    timings.parent.mkdir(parents=True, exist_ok=True)
+    timings.write_text(json.dumps([r.__dict__ for r in results], indent=1))
+    return results
+
+
+BOOK_FILES = ("_config.yml", "_toc.yml")
+
+
+def stage(out: Path = REPO) -> Path:
+    """Make ``out`` a buildable book: config, toc, hand-written pages and the local JavaScript (plotly.js)."""
+    out = Path(out)
+    static = out / "book" / "assets"
+    static.mkdir(parents=True, exist_ok=True)
+    if out.resolve() != REPO.resolve():
+        for name in BOOK_FILES:
+            shutil.copy2(REPO / name, out / name)
+        for page in (REPO / "book").glob("*.md"):
+            shutil.copy2(page, out / "book" / page.name)
+    import plotly
+    shutil.copy2(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", static / "plotly.min.js")
+    return out
+
+
+def _collapse_injected(nb) -> None:
+    """Collapse papermill's injected-parameters cell in the book (its input stays one click away)."""
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags and "hide-cell" not in tags:
+            tags.append("hide-cell")
+
+
+def main_build(args) -> int:
+    params = {}
+    for name, value in args.param or []:
+        params[name] = yaml.safe_load(value)
+    try:
+        results = build(args.preset, Path(args.out), params, args.only, args.force)
+    except (ConfigError, NotebookFailed) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    total = sum(r.seconds for r in results)
+    print(f"built {len(results)} notebooks on preset '{args.preset}' in {total:.0f} s "
+          f"({sum(r.status == 'reused' for r in results)} reused)")
+    return 0

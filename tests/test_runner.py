@@ -1,0 +1,76 @@
+"""The papermill runner: order, reuse, validation before compute, and failures that keep the last good output."""
+
+import json
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from metasae_utils import runner
+from metasae_utils.presets import ConfigError
+
+
+def _notebook(body):
+    cells = [new_code_cell("from metasae_utils import book\n_before = set(globals())"),
+             new_code_cell('preset = "ci"', metadata={"tags": ["parameters"]}),
+             new_code_cell("cfg = book.configure('t', book.new_names(globals(), _before))"),
+             new_code_cell(body)]
+    return new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                              "language": "python"}})
+
+
+@pytest.fixture
+def src(tmp_path):
+    root = tmp_path / "src"
+    (root / "notebooks").mkdir(parents=True)
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n"
+                                   "  - file: book/b_second\n  - file: book/a_first\n")
+    nbformat.write(_notebook("print('first', cfg.n_examples)"), root / "notebooks" / "a_first.ipynb")
+    nbformat.write(_notebook("if cfg.n_examples == 13:\n    raise ValueError('boom at 13')\nprint('second')"),
+                   root / "notebooks" / "b_second.ipynb")
+    return root
+
+
+def _stdout(path):
+    nb = json.loads(path.read_text())
+    return "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
+
+
+def test_runs_in_toc_order_then_reuses(src, tmp_path):
+    out = tmp_path / "out"
+    first = runner.build("ci", out, src=src)
+    assert [(r.notebook, r.status) for r in first] == [("b_second", "ran"), ("a_first", "ran")]
+    assert "first 6" in _stdout(out / "book" / "a_first.ipynb")
+    assert json.loads((out / "_build" / "timings-ci.json").read_text())[0]["seconds"] > 0
+    again = runner.build("ci", out, src=src)
+    assert [r.status for r in again] == ["reused", "reused"]
+    changed = runner.build("ci", out, params={"n_examples": 7}, src=src)
+    assert [r.status for r in changed] == ["ran", "ran"]
+
+
+def test_failure_names_notebook_and_cell_and_keeps_last_good(src, tmp_path):
+    out = tmp_path / "out"
+    runner.build("ci", out, src=src)
+    good = (out / "book" / "b_second.ipynb").read_text()
+    with pytest.raises(runner.NotebookFailed, match=r"notebook b_second failed in cell \d+: ValueError: boom at 13"):
+        runner.build("ci", out, params={"n_examples": 13}, src=src)
+    assert (out / "book" / "b_second.ipynb").read_text() == good
+    assert (out / "_build" / "failed" / "b_second.ipynb").exists()
+    # stopped at the first failure: a_first (after b_second in the toc) still holds its earlier output
+    assert "first 6" in _stdout(out / "book" / "a_first.ipynb")
+
+
+def test_bad_parameter_fails_before_any_notebook_runs(src, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match="unknown parameter 'n_exampels'"):
+        runner.build("ci", out, params={"n_exampels": 3}, src=src)
+    with pytest.raises(ConfigError, match="'preset' = 'nope'"):
+        runner.build("nope", out, src=src)
+    assert not (out / "book").exists()
+
+
+def test_cli_reports_errors_in_one_line(capsys):
+    from metasae_utils.__main__ import main
+    assert main(["build", "--preset", "ci", "-p", "widths", "[8, 4]"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: parameter 'widths'") and "\n" not in err
