@@ -55,3 +55,73 @@ def reconstruction_metrics(sae, acts: torch.Tensor, batch_size: int = 4096, prog
         "n_tokens": n,
         "fire_counts": fire,
     }
+
+
+def _token_ce(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy of ``logits`` (b, ctx, vocab) on ``tokens`` (b, ctx)."""
+    logp = logits[:, :-1].float().log_softmax(-1)
+    return -logp.gather(-1, tokens[:, 1:, None]).mean()
+
+
+@torch.no_grad()
+def ce_metrics(model, hook: str, tokens: torch.Tensor, saes: dict, batch_size: int = 16,
+               progress: bool = True) -> dict:
+    """Cross-entropy loss of ``model`` on ``tokens`` (n_seq, ctx): clean, with the hook zero-ablated, and with
+    each SAE of ``saes`` (name → SAE) spliced in at ``hook``.  BOS positions are never replaced.
+
+    For ``resid_pre`` the model runs once to the hook, then from the hook on for each variant
+    (``start_at_layer``); other hooks use a full forward with a replacement hook.
+    Returns ``{"clean": ce, "zero": ce, "saes": {name: {"ce": ce, "ce_recovered": r}}}`` where
+    ``r = (ce_zero - ce_sae) / (ce_zero - ce_clean)``.
+    """
+    from .sources import _stop_layer, forward_to_hook
+    device = model.cfg.device
+    sums = {"clean": 0.0, "zero": 0.0, **{name: 0.0 for name in saes}}
+    n_batches = 0
+    for i in tqdm(range(0, len(tokens), batch_size), desc="CE with SAEs spliced in", disable=not progress,
+                  leave=False):
+        batch = tokens[i:i + batch_size].to(device)
+        variants = {"clean": lambda a: a, "zero": lambda a: torch.zeros_like(a)}
+        variants.update({name: (lambda a, s=sae: s(a.to(s.W_dec.dtype)).to(a.dtype)) for name, sae in saes.items()})
+        if hook.endswith("hook_resid_pre"):
+            resid = forward_to_hook(model, batch, hook)
+            for name, fn in variants.items():
+                patched = resid.clone()
+                patched[:, 1:] = fn(resid[:, 1:])
+                logits = model(patched, start_at_layer=_stop_layer(hook), tokens=batch)
+                sums[name] += _token_ce(logits, batch).item()
+        else:
+            for name, fn in variants.items():
+                def replace(act, hook=None, fn=fn):
+                    act = act.clone()
+                    act[:, 1:] = fn(act[:, 1:])
+                    return act
+                logits = model.run_with_hooks(batch, fwd_hooks=[(hook, replace)])
+                sums[name] += _token_ce(logits, batch).item()
+        n_batches += 1
+    ce = {k: v / n_batches for k, v in sums.items()}
+    out = {"clean": ce["clean"], "zero": ce["zero"], "saes": {}}
+    for name in saes:
+        out["saes"][name] = {"ce": ce[name],
+                             "ce_recovered": (ce["zero"] - ce[name]) / (ce["zero"] - ce["clean"])}
+    return out
+
+
+@torch.no_grad()
+def top_activations(sae, acts: torch.Tensor, latents: torch.Tensor, k: int = 5,
+                    batch_size: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` largest activations of each of ``latents`` (m,) over ``acts`` (n, d_in).
+
+    Returns ``(values, rows)``, each (m, k); rows index ``acts``.
+    """
+    m = len(latents)
+    best_v = torch.full((m, k), -float("inf"))
+    best_r = torch.zeros((m, k), dtype=torch.long)
+    for start in range(0, len(acts), batch_size):
+        x = acts[start:start + batch_size].to(sae.W_dec.device, sae.W_dec.dtype)
+        f = sae.encode(x)[:, latents].float().cpu().T  # (m, b)
+        rows = torch.arange(start, start + f.shape[1]).expand(m, -1)
+        v, idx = torch.cat([best_v, f], 1).topk(k, dim=1)
+        best_r = torch.cat([best_r, rows], 1).gather(1, idx)
+        best_v = v
+    return best_v, best_r

@@ -76,3 +76,50 @@ def norm_histogram(sets: dict[str, torch.Tensor], title: str, bins: int = 80):
     fig.update_layout(title=title, xaxis_title="‖activation‖₂", yaxis_title="density", barmode="overlay",
                       height=400, margin=dict(l=60, r=20, t=50, b=50))
     return fig
+
+
+# -- SAE families ------------------------------------------------------------------------------------
+
+def frontier(rows: list[dict], x: str, y: str, title: str, log_x: bool = False, published: list[dict] | None = None):
+    """One line per architecture through its family's points (``rows``: dicts with architecture, width, x, y)."""
+    import plotly.graph_objects as go
+    fig = go.Figure()
+    archs = list(dict.fromkeys(r["architecture"] for r in rows))
+    for arch, color in zip(archs, COLORS):
+        pts = sorted((r for r in rows if r["architecture"] == arch), key=lambda r: r["width"])
+        fig.add_trace(go.Scatter(x=[p[x] for p in pts], y=[p[y] for p in pts], mode="lines+markers+text",
+                                 name=arch, text=[str(p["width"]) for p in pts], textposition="top center",
+                                 marker=dict(size=9, color=color), line=dict(color=color),
+                                 hovertemplate=f"width %{{text}}<br>{x} %{{x:.4g}}<br>{y} %{{y:.4g}}<extra>{arch}</extra>"))
+    if published:
+        fig.add_trace(go.Scatter(x=[p[x] for p in published], y=[p[y] for p in published], mode="markers",
+                                 name="published (registry)", marker=dict(symbol="x", size=10, color="black")))
+    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, height=420, margin=dict(l=60, r=20, t=50, b=50))
+    if log_x:
+        fig.update_xaxes(type="log")
+    return fig
+
+
+def context_html(tokenizer, tokens: torch.Tensor, seq: int, pos: int, before: int = 12, after: int = 4) -> str:
+    """The tokens around ``tokens[seq, pos]`` with that token highlighted."""
+    row = tokens[seq].tolist()
+    lo, hi = max(1, pos - before), min(len(row), pos + after + 1)
+    parts = []
+    for i in range(lo, hi):
+        piece = escape(tokenizer.decode([row[i]]).replace("\n", "⏎"))
+        parts.append(f'<b style="background:#f6c85f">{piece}</b>' if i == pos else piece)
+    return "…" + "".join(parts) + "…"
+
+
+def latent_table(tokenizer, acts_set, sae, latents: torch.Tensor, fire_counts: torch.Tensor, k: int = 3) -> str:
+    """HTML table: for each latent, its firing rate and its top-``k`` contexts on ``acts_set`` (Activations)."""
+    from .evaluate import top_activations
+    vals, rows = top_activations(sae, acts_set.acts, latents, k=k)
+    seqs, poss = acts_set.position(rows)
+    n = len(acts_set.acts)
+    out = ['<table><tr><th>latent</th><th>fires on</th><th>top contexts (activation)</th></tr>']
+    for j, lat in enumerate(latents.tolist()):
+        ctx = "<br>".join(f"{context_html(tokenizer, acts_set.tokens, int(seqs[j, i]), int(poss[j, i]))} "
+                          f"<small>({vals[j, i]:.2f})</small>" for i in range(k) if vals[j, i] > 0)
+        out.append(f"<tr><td>{lat}</td><td>{100 * fire_counts[lat].item() / n:.2f} %</td><td>{ctx}</td></tr>")
+    return "".join(out) + "</table>"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -146,18 +147,60 @@ def build(preset: str = "offline", out: Path = REPO, params: dict | None = None,
 BOOK_FILES = ("_config.yml", "_toc.yml")
 
 
+# Local JavaScript for the static book: require.js and the ipywidgets HTML manager from npm (sha256-checked),
+# plotly.js from the installed plotly package.  The folder is not named _static: Jupyter Book would add every
+# script in a _static folder to every page, in the wrong order.
+STATIC = Path("book") / "assets"
+NPM_JS = {"requirejs@2.3.8": ("requirejs-2.3.8.tgz",
+                              "777158e89275e16bd51aec3ef714fbcb5dc45789e7078659933bc814916d7dec"),
+          "@jupyter-widgets/html-manager@1.0.15": ("jupyter-widgets-html-manager-1.0.15.tgz",
+                                                   "2b9d65cb7913e1c7d671757a10008b32c9c2448d4429513371e55c07d6107638")}
+
+
+def _npm_tarball(spec: str) -> Path:
+    from .assets import assets_dir
+    name, want = NPM_JS[spec]
+    cache = assets_dir() / "npm"
+    cache.mkdir(parents=True, exist_ok=True)
+    tgz = cache / name
+    if not tgz.exists():
+        subprocess.run(["npm", "pack", spec, "--silent", "--pack-destination", str(cache)], check=True,
+                       stdout=subprocess.DEVNULL)
+    got = hashlib.sha256(tgz.read_bytes()).hexdigest()
+    if got != want:
+        tgz.unlink()
+        raise RuntimeError(f"{name} has sha256 {got}, expected {want}; deleted it")
+    return tgz
+
+
 def stage(out: Path = REPO) -> Path:
-    """Make ``out`` a buildable book: config, toc, hand-written pages and the local JavaScript (plotly.js)."""
+    """Make ``out`` a buildable book: config, toc, hand-written pages and the local JavaScript."""
+    import tarfile
+    import tempfile
+
+    import plotly
     out = Path(out)
-    static = out / "book" / "assets"
-    static.mkdir(parents=True, exist_ok=True)
+    static = out / STATIC
     if out.resolve() != REPO.resolve():
+        (out / "book").mkdir(parents=True, exist_ok=True)
         for name in BOOK_FILES:
             shutil.copy2(REPO / name, out / name)
         for page in (REPO / "book").glob("*.md"):
             shutil.copy2(page, out / "book" / page.name)
-    import plotly
+    if (static / "html-manager" / "embed-amd.js").exists() and (static / "require.js").exists():
+        shutil.copy2(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", static / "plotly.min.js")
+        return out
+    (static / "html-manager").mkdir(parents=True, exist_ok=True)
     shutil.copy2(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", static / "plotly.min.js")
+    shutil.copy2(Path(__file__).with_name("widgets-require-config.js"), static / "widgets-require-config.js")
+    with tempfile.TemporaryDirectory() as tmp:
+        for spec in NPM_JS:
+            with tarfile.open(_npm_tarball(spec)) as tf:
+                tf.extractall(Path(tmp) / spec.split("@")[-2].strip("/").replace("/", "_"), filter="data")
+        shutil.copy2(Path(tmp) / "requirejs" / "package" / "require.js", static / "require.js")
+        for f in (Path(tmp) / "jupyter-widgets_html-manager" / "package" / "dist").iterdir():
+            if f.name not in ("embed.js", "libembed-amd.js") and f.suffix != ".map":
+                shutil.copy2(f, static / "html-manager" / f.name)
     return out
 
 

@@ -235,6 +235,7 @@ class Activations:
     hook: str
     tokens_per_s: float | None = None
     n_chunks_computed: int = 0
+    key: str = ""
 
     def position(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(sequence index, position) of activation ``rows``."""
@@ -282,7 +283,7 @@ def collect_activations(model, cfg: Config, tokens: torch.Tensor, split: str,
         bar.update(parts[-1].shape[0])
     bar.close()
     return Activations(torch.cat(parts), tokens, cfg.hook,
-                       computed_tokens / computed_time if computed_time else None, computed)
+                       computed_tokens / computed_time if computed_time else None, computed, entry.key)
 
 
 @torch.no_grad()
