@@ -334,7 +334,7 @@ def test_nav_lists_every_toc_chapter(html_dir, toc, browser):
     for a in navs[0].find_all(tag="a"):
         h = a.attrs.get("href", "")
         hrefs.add(h if h.startswith(("http:", "https:")) else
-                  unquote(urlsplit(h).path))
+                  unquote(urlsplit(urljoin(page_of(root), h)).path))
     missing = [f for f in files if f != root and page_of(f) not in hrefs]
     assert not missing, f"toc entries missing from the sidebar nav: {missing}; nav has {sorted(hrefs)}"
     missing_urls = [u for u in urls if u not in hrefs]
