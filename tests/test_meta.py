@@ -1,0 +1,187 @@
+"""Tests for metasae_utils.meta on planted structure: decoder rows built as sparse sums of known unit
+atoms, so a working meta-SAE must find the atoms and decompose each row into the atoms it was made of."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from metasae_utils.evaluate import reconstruction_metrics
+from metasae_utils.meta import (
+    Decomposition,
+    decompose,
+    members,
+    meta_metrics,
+    prepare_rows,
+    train_meta_sae,
+)
+from metasae_utils.training import load_sae, save_sae
+
+D, N_ATOMS, N_LATENTS, K = 64, 96, 3000, 3
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def toy():
+    """``atoms`` (N_ATOMS, D) unit; ``decoder`` (N_LATENTS, D): each row a positive combination of K
+    distinct atoms (``parts`` (N_LATENTS, K)), then rescaled by an arbitrary per-row norm."""
+    g = torch.Generator().manual_seed(0)
+    atoms = torch.randn(N_ATOMS, D, generator=g)
+    atoms /= atoms.norm(dim=1, keepdim=True)
+    parts = torch.rand(N_LATENTS, N_ATOMS, generator=g).topk(K, dim=1).indices
+    coef = torch.rand(N_LATENTS, K, generator=g) + 0.5
+    decoder = (coef.unsqueeze(-1) * atoms[parts]).sum(1) * (torch.rand(N_LATENTS, 1, generator=g) * 3 + 0.1)
+    return atoms, parts, decoder
+
+
+@pytest.fixture(scope="module")
+def meta_sae(toy):
+    _, _, decoder = toy
+    return train_meta_sae(decoder, N_ATOMS, K, steps=600, batch_size=512, lr=3e-3, seed=0, progress=False)
+
+
+@pytest.fixture(scope="module")
+def decomposition(meta_sae, toy):
+    return decompose(meta_sae, toy[2])
+
+
+def atom_of_meta(meta_sae, atoms):
+    """(d_meta,) best-matching atom of every meta-latent, and (d_meta,) its cosine."""
+    cos, atom = (meta_sae.W_dec.detach() @ atoms.T).max(dim=1)
+    return atom, cos
+
+
+def test_meta_sae_is_a_unit_norm_jumprelu_sae_with_frozen_zero_bias(meta_sae):
+    assert type(meta_sae).__name__ == "JumpReLUSAE" and not meta_sae.training
+    assert (meta_sae.cfg.d_in, meta_sae.cfg.d_sae) == (D, N_ATOMS)
+    assert torch.equal(meta_sae.b_dec.detach(), torch.zeros(D))
+    torch.testing.assert_close(meta_sae.W_dec.norm(dim=1), torch.ones(N_ATOMS))
+    assert meta_sae.cfg.metadata.meta == {"normalize_rows": True, "n_latents": N_LATENTS, "zero_b_dec": True}
+
+
+def test_meta_sae_recovers_the_planted_atoms(meta_sae, toy):
+    atoms = toy[0]
+    best = (atoms @ meta_sae.W_dec.detach().T).max(dim=1).values  # per atom, best meta-decoder row
+    assert (best > 0.8).float().mean() > 0.85, best
+
+
+def test_decomposition_reconstructs_rows_with_the_planted_atoms(meta_sae, toy, decomposition):
+    atoms, parts, decoder = toy
+    dec = decomposition
+    assert isinstance(dec, Decomposition) and len(dec) == N_LATENTS and dec.d_meta == N_ATOMS
+    m = dec.indices.shape[1]
+    assert dec.values.shape == (N_LATENTS, m) and dec.reconstruction.shape == (N_LATENTS, D)
+    torch.testing.assert_close(dec.rows, decoder / decoder.norm(dim=1, keepdim=True))
+    # padding: -1 <-> 0, active values positive and sorted in decreasing order
+    assert torch.equal(dec.indices < 0, dec.values == 0) and (dec.values >= 0).all()
+    assert (dec.values[:, :-1] >= dec.values[:, 1:]).all()
+    assert torch.equal(dec.n_active, (dec.indices >= 0).sum(1))
+    # the codes are the inference (JumpReLU, fixed-threshold) encoder's, the reconstruction its decode
+    with torch.no_grad():
+        f = meta_sae.encode(dec.rows)
+        assert torch.equal(dec.to_dense(), f)
+        torch.testing.assert_close(dec.reconstruction, meta_sae.decode(f))
+    # most rows are explained by the atoms they were built from
+    meta_atom, meta_cos = atom_of_meta(meta_sae, atoms)
+    hits = []
+    for i in range(0, N_LATENTS, 10):
+        used = {int(meta_atom[j]) for j, _ in dec.code(i) if meta_cos[j] > 0.8}
+        hits.append(len(used & set(parts[i].tolist())) / K)
+    assert sum(hits) / len(hits) > 0.75
+
+
+def test_meta_metrics_are_consistent(meta_sae, toy, decomposition):
+    decoder = toy[2]
+    met = meta_metrics(meta_sae, decoder, decomposition=decomposition)
+    recomputed = meta_metrics(meta_sae, decoder)
+    assert all(recomputed[key] == met[key] for key in ("fvu", "mean_meta_latents_per_latent", "dead_fraction"))
+    shared_by = met["shared_by"]
+    assert shared_by.shape == (N_ATOMS,)
+    assert shared_by.sum().item() == decomposition.n_active.sum().item()
+    assert met["mean_meta_latents_per_latent"] == pytest.approx(shared_by.sum().item() / N_LATENTS)
+    assert met["dead_fraction"] == pytest.approx((shared_by == 0).double().mean().item())
+    assert met["max_shared_fraction"] == pytest.approx(shared_by.max().item() / N_LATENTS)
+    assert shared_by[met["most_shared_meta_latent"]] == shared_by.max()
+    # same numbers as the book's generic evaluation on the normalised rows
+    ref = reconstruction_metrics(meta_sae, prepare_rows(decoder))
+    assert met["fvu"] == pytest.approx(ref["fvu"], rel=1e-4, abs=1e-6)
+    assert met["mean_meta_latents_per_latent"] == pytest.approx(ref["l0"])
+    assert torch.equal(shared_by, ref["fire_counts"])
+    # and the planted structure is explained: ~K meta-latents per row, most variance explained
+    assert met["variance_explained"] > 0.9, met["variance_explained"]
+    assert 2.0 < met["mean_meta_latents_per_latent"] < 4.5
+    assert met["mean_cosine"] > 0.9
+    # every atom is shared by ~ N_LATENTS * K / N_ATOMS rows, so no meta-latent should be used by most rows
+    assert met["max_shared_fraction"] < 0.2
+
+
+def test_members_are_the_latents_built_from_the_atom(meta_sae, toy, decomposition):
+    atoms, parts, _ = toy
+    shared_by = meta_metrics(meta_sae, toy[2], decomposition=decomposition)["shared_by"]
+    meta_atom, meta_cos = atom_of_meta(meta_sae, atoms)
+    total = 0
+    for meta_id in range(N_ATOMS):
+        mem = members(decomposition, meta_id)
+        assert len(mem.latents) == shared_by[meta_id]
+        assert (mem.values[:-1] >= mem.values[1:]).all() and (mem.values > 0).all()
+        assert all(meta_id in dict(decomposition.code(int(i))) for i in mem.latents[:5])
+        total += len(mem.latents)
+    assert total == decomposition.n_active.sum()
+    good = int(torch.nonzero(meta_cos > 0.9)[0])
+    mem = members(decomposition, good)
+    built_from = (parts[mem.latents] == meta_atom[good]).any(1).float().mean()
+    assert built_from > 0.8, built_from
+
+
+def test_row_norms_do_not_matter(meta_sae, toy, decomposition):
+    rescaled = toy[2] * torch.linspace(0.01, 100, N_LATENTS).unsqueeze(1)
+    again = decompose(meta_sae, rescaled, batch_size=700)  # batches of another size, other padding width
+    m = decomposition.indices.shape[1]
+    assert torch.equal(again.indices[:, :m], decomposition.indices)
+    torch.testing.assert_close(again.values[:, :m], decomposition.values)
+
+
+def test_meta_sae_save_load_keeps_its_metadata(meta_sae, toy, tmp_path):
+    loaded = load_sae(save_sae(meta_sae, tmp_path / "meta"))
+    assert loaded.cfg.metadata.meta == meta_sae.cfg.metadata.meta
+    a, b = decompose(loaded, toy[2][:100]), decompose(meta_sae, toy[2][:100])
+    assert torch.equal(a.indices, b.indices) and torch.equal(a.values, b.values)
+
+
+def test_unfrozen_bias_is_learned(toy):
+    sae = train_meta_sae(toy[2][:500], 16, 2, steps=5, batch_size=64, lr=1e-2, seed=0, progress=False,
+                         zero_b_dec=False)
+    assert sae.b_dec.detach().abs().sum() > 0
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda d: train_meta_sae(torch.cat([d, torch.zeros(1, D)]), 8, 2, steps=1, batch_size=8, lr=1e-3,
+                              seed=0), "decoder"),
+    (lambda d: train_meta_sae(d[:, 0], 8, 2, steps=1, batch_size=8, lr=1e-3, seed=0), "decoder"),
+    (lambda d: train_meta_sae(d, 0, 2, steps=1, batch_size=8, lr=1e-3, seed=0), "d_meta"),
+    (lambda d: train_meta_sae(d, 8, 0, steps=1, batch_size=8, lr=1e-3, seed=0), "k"),
+    (lambda d: train_meta_sae(d, 8, 2, steps=0, batch_size=8, lr=1e-3, seed=0), "steps"),
+    (lambda d: train_meta_sae(d, 8, 2, steps=1, batch_size=8, lr=1e-3, seed=0, architecture="standard"),
+     "architecture"),
+])
+def test_bad_training_input_raises(toy, call, name):
+    with pytest.raises(ValueError, match=name):
+        call(toy[2])
+
+
+def test_bad_decompose_input_raises(meta_sae, decomposition, toy):
+    with pytest.raises(ValueError, match="decoder"):
+        decompose(meta_sae, torch.randn(5, D + 1))
+    with pytest.raises(ValueError, match="meta_sae"):
+        decompose(torch.nn.Linear(D, 4), toy[2])
+    with pytest.raises(ValueError, match="meta_id"):
+        members(decomposition, N_ATOMS)
+    with pytest.raises(ValueError, match="decomposition"):
+        meta_metrics(meta_sae, toy[2][:10], decomposition=decomposition)
