@@ -26,7 +26,7 @@ assets: venv
 	$(PY) -m metasae_utils fetch
 
 notebooks: assets
-	$(PY) -m metasae_utils build --preset $(PRESET)
+	$(PY) -m metasae_utils build --preset $(PRESET) $(if $(FORCE),--force,)
 
 html:
 	$(PY) -c "from metasae_utils import runner; runner.stage()"

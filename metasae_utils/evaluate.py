@@ -125,3 +125,22 @@ def top_activations(sae, acts: torch.Tensor, latents: torch.Tensor, k: int = 5,
         best_r = torch.cat([best_r, rows], 1).gather(1, idx)
         best_v = v
     return best_v, best_r
+
+
+def evaluate_family(members, model, hook: str, eval_acts: torch.Tensor, ce_tokens: torch.Tensor | None,
+                    progress: bool = True) -> list[dict]:
+    """One row of metrics per family member (``families.Member``): reconstruction on ``eval_acts`` (n, d) and,
+    with ``ce_tokens`` (n_seq, ctx), cross-entropy with the SAE spliced in.  ``fire_counts`` is kept per row."""
+    rows = []
+    for m in tqdm(members, desc="evaluate family", disable=not progress, leave=False):
+        r = reconstruction_metrics(m.sae, eval_acts)
+        rows.append({"name": m.name, "architecture": m.architecture, "width": m.width, **r})
+    if ce_tokens is not None:
+        ce = ce_metrics(model, hook, ce_tokens, {m.name: m.sae for m in members}, progress=progress)
+        for row in rows:
+            row.update(ce_clean=ce["clean"], ce_zero=ce["zero"], **ce["saes"][row["name"]])
+    return rows
+
+
+def is_monotone_decreasing(values) -> bool:
+    return all(b < a for a, b in zip(values, values[1:]))

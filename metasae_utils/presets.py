@@ -76,6 +76,11 @@ class Config:
     train_batch_size: int = field(default=1024, metadata={"doc": "activations per SAE step", **_range(1, 2**20)})
     train_epochs: float = field(default=1.0, metadata={"doc": "passes over the training activations",
                                                       **_range(0.01, 1000.0, positive=True)})
+    compare_architectures: tuple = field(default=("batchtopk",), metadata={
+        "doc": "further architectures trained at the same widths for comparison (family: train)", "item": str,
+        "choices": ARCHITECTURES})
+    n_ce_seqs: int = field(default=64, metadata={"doc": "held-out sequences for the cross-entropy evaluation",
+                                                 **_range(1, 100000)})
     sae_release: Optional[str] = field(default=None, metadata={"doc": "SAELens release (family: pretrained)"})
     sae_ids: Optional[tuple] = field(default=None, metadata={"doc": "SAE ids in the release, one per width",
                                                              "item": str})

@@ -323,3 +323,23 @@ def measure_throughput(model, cfg: Config, tokens: torch.Tensor, n_seq: int | No
     fwd, col = n_tok / min(t_bare), n_tok / min(t_collect)
     return {"forward_tok_s": fwd, "collect_tok_s": col, "ratio": col / fwd, "layer": stop,
             "device": str(device), "n_tokens": n_tok}
+
+
+@dataclass
+class Prepared:
+    """Everything a chapter needs from chapter 1: the model, the corpus, and both activation sets."""
+    model: object
+    corpus: Corpus
+    train: Activations
+    eval: Activations
+
+
+def prepare(cfg: Config, progress: bool = True) -> Prepared:
+    """Model, corpus, training and held-out activations for ``cfg`` (all cached after the first run)."""
+    model = load_model(cfg)
+    corpus = load_corpus(cfg)
+    train = collect_activations(model, cfg, tokens_for(model, cfg, corpus, "train", cfg.n_train_tokens), "train",
+                                progress=progress)
+    held = collect_activations(model, cfg, tokens_for(model, cfg, corpus, "eval", cfg.n_eval_tokens), "eval",
+                               progress=progress)
+    return Prepared(model, corpus, train, held)

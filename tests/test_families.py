@@ -1,0 +1,114 @@
+"""Families: local SAELens-format SAEs on the GPT-2 stand-in, registry checks, training round trip, CE sanity."""
+
+import time
+
+import pytest
+import torch
+from sae_lens import SAE, StandardSAE, StandardSAEConfig
+
+from metasae_utils import artifacts, evaluate, families, sources
+from metasae_utils.presets import ConfigError, resolve
+
+
+def _sae(d_in, d_sae, seed=0):
+    torch.manual_seed(seed)
+    sae = StandardSAE(StandardSAEConfig(d_in=d_in, d_sae=d_sae))
+    with torch.no_grad():
+        sae.W_enc.normal_(0, 0.05)
+        sae.W_dec.normal_(0, 0.05)
+    return sae.eval()
+
+
+def _identity_sae(d_in):
+    """ReLU(x) - ReLU(-x) = x: an SAE that reconstructs exactly."""
+    sae = StandardSAE(StandardSAEConfig(d_in=d_in, d_sae=2 * d_in, apply_b_dec_to_input=False))
+    eye = torch.eye(d_in)
+    with torch.no_grad():
+        sae.W_enc.copy_(torch.cat([eye, -eye], 1))
+        sae.W_dec.copy_(torch.cat([eye, -eye], 0))
+        sae.b_enc.zero_()
+        sae.b_dec.zero_()
+    return sae.eval()
+
+
+def test_local_family_loads_saelens_folders_sorted_by_width(tmp_path, gpt2_standin):
+    for name, width in [("big", 1536), ("small", 768)]:
+        _sae(768, width).save_model(str(tmp_path / name))
+    cfg = resolve("gpt2-paper", family="local", sae_dir=str(tmp_path))
+    members = families.load_family(cfg, gpt2_standin.cfg.d_model)
+    assert [m.width for m in members] == [768, 1536] and [m.name for m in members] == ["small", "big"]
+    x = torch.randn(5, 768)
+    assert torch.allclose(members[0].sae(x), SAE.load_from_disk(str(tmp_path / "small"))(x))
+
+
+def test_sae_of_the_wrong_width_is_refused(tmp_path, gpt2_standin):
+    _sae(64, 128).save_model(str(tmp_path / "tiny"))
+    cfg = resolve("gpt2-paper", family="local", sae_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match=r"d_in = 64 but blocks.8.hook_resid_pre has width 768"):
+        families.load_family(cfg, gpt2_standin.cfg.d_model)
+
+
+def test_empty_sae_dir_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="'sae_dir'.*holds no SAELens SAE"):
+        families.load_local_family(tmp_path)
+
+
+def test_registry_checks_before_any_download(monkeypatch):
+    families.check_pretrained(resolve("gpt2-paper"))  # the real ids are in SAELens' registry
+    with pytest.raises(ConfigError, match=r"'sae_release' = 'gpt2-small-res-jb-feature-spliting'.*did you mean"):
+        families.check_pretrained(resolve("gpt2-paper", sae_release="gpt2-small-res-jb-feature-spliting"))
+    bad_ids = ["blocks.8.hook_resid_pre_768", "blocks.8.hook_resid_pre_777"] + list(resolve("gpt2-paper").sae_ids[2:])
+    with pytest.raises(ConfigError, match=r"'sae_ids' holds 'blocks.8.hook_resid_pre_777'.*allowed: blocks.8"):
+        families.check_pretrained(resolve("gpt2-paper", sae_ids=bad_ids))
+    published = families.published_metrics(resolve("gpt2-paper"))
+    assert published["blocks.8.hook_resid_pre_768"]["l0"] == 36.0
+
+
+def test_pretrained_family_without_hub_fails_fast(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(sources, "HUB_URL", "https://10.255.255.1/api")
+    t0 = time.time()
+    with pytest.raises(sources.HubUnreachableError, match="offline"):
+        families.load_family(resolve("gpt2-paper"), 768)
+    assert time.time() - t0 < 30
+
+
+def test_trained_family_round_trips_and_is_reused(tmp_cache):
+    torch.manual_seed(0)
+    acts = torch.randn(2048, 16) @ torch.randn(16, 16)
+    cfg = resolve("ci", widths=[8, 16], train_batch_size=256, train_epochs=1.0, n_train_tokens=2048,
+                  compare_architectures=["batchtopk"], k=4)
+    members = families.train_family(cfg, acts, "acts-key", progress=False)
+    assert [m.sae.cfg.d_sae for m in members] == [8, 16]
+    for m in members:
+        again = SAE.load_from_disk(str(m.path))
+        assert torch.equal(again(acts[:32]), m.sae(acts[:32]))
+    computed = sum(r["event"] == "computed" for r in artifacts.read_log(tmp_cache))
+    families.train_family(cfg, acts, "acts-key", progress=False)
+    assert sum(r["event"] == "computed" for r in artifacts.read_log(tmp_cache)) == computed
+    topk = families.train_family(cfg, acts, "acts-key", architecture="batchtopk", progress=False)
+    assert all(0 < evaluate.reconstruction_metrics(m.sae, acts)["l0"] <= 8 for m in topk)
+
+
+def test_ce_of_a_perfect_sae_recovers_everything(gpt2_standin):
+    tokens = torch.randint(0, 50257, (2, 12), generator=torch.Generator().manual_seed(3))
+    for hook in ["blocks.4.hook_resid_pre", "blocks.4.hook_resid_post"]:
+        ce = evaluate.ce_metrics(gpt2_standin, hook, tokens, {"perfect": _identity_sae(768), "noise": _sae(768, 64)},
+                                 progress=False)
+        full = evaluate._token_ce(gpt2_standin(tokens), tokens).item()
+        assert ce["clean"] == pytest.approx(full, abs=1e-4)
+        assert ce["saes"]["perfect"]["ce_recovered"] == pytest.approx(1.0, abs=1e-3)
+        assert ce["saes"]["noise"]["ce_recovered"] < 0.9
+
+
+def test_reconstruction_metrics_against_direct_computation():
+    sae = _sae(16, 32)
+    x = torch.randn(300, 16)
+    r = evaluate.reconstruction_metrics(sae, x, batch_size=64)
+    with torch.no_grad():
+        f = sae.encode(x)
+        err = x - sae.decode(f)
+    assert r["mse"] == pytest.approx(err.pow(2).mean().item(), rel=1e-5)
+    assert r["fvu"] == pytest.approx((err.pow(2).sum() / (x - x.mean(0)).pow(2).sum()).item(), rel=1e-5)
+    assert r["l0"] == pytest.approx((f != 0).sum(1).float().mean().item(), rel=1e-6)
+    assert r["dead_fraction"] == pytest.approx(((f != 0).sum(0) == 0).float().mean().item())
