@@ -55,10 +55,22 @@ def chapters(src: Path = REPO) -> list[str]:
     return out
 
 
+def _code_files() -> list[Path]:
+    """The package's modules and the presets; in a git checkout only the tracked ones (a scratch file being
+    written beside them is not part of any notebook's inputs)."""
+    files = sorted((REPO / "metasae_utils").glob("*.py")) + sorted((REPO / "presets").glob("*.yaml"))
+    try:
+        tracked = subprocess.run(["git", "ls-files", "metasae_utils", "presets"], cwd=REPO, capture_output=True,
+                                 text=True, timeout=10, check=True).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return files
+    return [p for p in files if str(p.relative_to(REPO)) in set(tracked)] if tracked else files
+
+
 def code_hash() -> str:
     """Hash of the package source and presets: a change anywhere re-runs the notebooks."""
     h = hashlib.sha256()
-    for p in sorted((REPO / "metasae_utils").glob("*.py")) + sorted((REPO / "presets").glob("*.yaml")):
+    for p in _code_files():
         h.update(p.name.encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:16]
