@@ -62,6 +62,13 @@ def published_metrics(cfg: Config) -> dict[str, dict]:
                 "neuronpedia": lookup.neuronpedia_id.get(i)} for i in cfg.sae_ids}
 
 
+def sae_seed(seed: int, width: int) -> int:
+    """Each width gets its own seed.  With one seed for all, the first rows of a wider SAE's random
+    initialisation equal the narrower SAE's (same random stream), and short runs keep that shared start:
+    latents then look 'matched' across sizes for no reason but the initialisation."""
+    return (seed * 1_000_003 + width) % (2**31 - 1)
+
+
 def n_steps(cfg: Config, n_rows: int) -> int:
     return max(1, math.ceil(cfg.train_epochs * n_rows / cfg.train_batch_size))
 
@@ -75,12 +82,12 @@ def train_family(cfg: Config, train_acts: torch.Tensor, acts_key: str, architect
     members = []
     for width in cfg.widths:
         hyper = {"architecture": architecture, "width": width, "k": cfg.k, "l1_coefficient": cfg.l1_coefficient,
-                 "lr": cfg.lr, "batch_size": cfg.train_batch_size, "n_steps": steps, "seed": cfg.seed}
+                 "lr": cfg.lr, "batch_size": cfg.train_batch_size, "n_steps": steps, "seed": sae_seed(cfg.seed, width)}
         entry = artifacts.entry("saes", {"activations": acts_key, **hyper}, FAMILY_VERSION)
 
         def make(tmp: Path, width=width):
             sae = training.train_sae(train_acts, architecture, width, n_steps=steps, batch_size=cfg.train_batch_size,
-                                     lr=cfg.lr, seed=cfg.seed, k=cfg.k, l1_coefficient=cfg.l1_coefficient,
+                                     lr=cfg.lr, seed=hyper["seed"], k=cfg.k, l1_coefficient=cfg.l1_coefficient,
                                      device=device, progress=progress)
             training.save_sae(sae, tmp)
 

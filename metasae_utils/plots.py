@@ -123,3 +123,87 @@ def latent_table(tokenizer, acts_set, sae, latents: torch.Tensor, fire_counts: t
                           f"<small>({vals[j, i]:.2f})</small>" for i in range(k) if vals[j, i] > 0)
         out.append(f"<tr><td>{lat}</td><td>{100 * fire_counts[lat].item() / n:.2f} %</td><td>{ctx}</td></tr>")
     return "".join(out) + "</table>"
+
+
+# -- stitching -----------------------------------------------------------------------------------------------
+
+def threshold_sweep(rows: list[dict]):
+    """Novel fraction vs threshold, one line per (small, large) pair; rows: pair, threshold, novel_fraction."""
+    import plotly.graph_objects as go
+    fig = go.Figure()
+    for pair, color in zip(dict.fromkeys(r["pair"] for r in rows), COLORS * 4):
+        pts = [r for r in rows if r["pair"] == pair]
+        fig.add_trace(go.Scatter(x=[p["threshold"] for p in pts], y=[100 * p["novel_fraction"] for p in pts],
+                                 mode="lines+markers", name=pair, line=dict(color=color)))
+    fig.add_vline(x=0.7, line_dash="dot", annotation_text="paper's threshold")
+    fig.update_layout(title="Novel latents vs cosine threshold", xaxis_title="threshold",
+                      yaxis_title="novel latents (% of the larger SAE)", height=400)
+    return fig
+
+
+def delta_histogram(delta_novel, delta_recon, title: str):
+    """Overlaid histograms of ΔMSE for inserting each novel / reconstruction latent alone."""
+    import plotly.graph_objects as go
+    fig = go.Figure()
+    for vals, name, color in [(delta_novel, "novel", COLORS[2]), (delta_recon, "reconstruction", COLORS[3])]:
+        fig.add_trace(go.Histogram(x=[float(v) for v in vals], name=name, opacity=0.6, nbinsx=80,
+                                   marker_color=color))
+    fig.add_vline(x=0, line_dash="dot")
+    fig.update_layout(title=title, xaxis_title="ΔMSE when inserted alone into the smaller SAE",
+                      yaxis_title="latents", barmode="overlay", height=400)
+    return fig
+
+
+def cumulative_curves(curves: dict[str, list[dict]], title: str):
+    """MSE after inserting the first n latents of each ordered set (curves: name → cumulative_insertion rows)."""
+    import plotly.graph_objects as go
+    fig = go.Figure()
+    for (name, pts), color in zip(curves.items(), (COLORS[2], COLORS[3], COLORS[0])):
+        fig.add_trace(go.Scatter(x=[p["n"] for p in pts], y=[p["mse"] for p in pts], mode="lines+markers",
+                                 name=name, line=dict(color=color)))
+    fig.update_layout(title=title, xaxis_title="latents inserted", yaxis_title="MSE (held out)", height=400)
+    return fig
+
+
+def interpolation_curve(paths: list[tuple[str, list[dict]]], family_points: list[dict], extra: list[dict] = ()):
+    """The stitched (L0, MSE) path across the whole family, trained SAEs as markers, extra SAEs as stars."""
+    import plotly.graph_objects as go
+    fig = go.Figure()
+    for (name, path), color in zip(paths, COLORS * 4):
+        fig.add_trace(go.Scatter(x=[p["l0"] for p in path], y=[p["mse"] for p in path], mode="lines",
+                                 name=f"swaps {name}", line=dict(color=color, width=1.5)))
+    fig.add_trace(go.Scatter(x=[p["l0"] for p in family_points], y=[p["mse"] for p in family_points],
+                             mode="markers+text", text=[str(p["width"]) for p in family_points],
+                             textposition="top right", name="trained SAEs", marker=dict(size=11, color="black")))
+    for e in extra:
+        fig.add_trace(go.Scatter(x=[e["l0"]], y=[e["mse"]], mode="markers", name=e["name"],
+                                 marker=dict(symbol="star", size=15, color=COLORS[4])))
+    fig.update_layout(title="Interpolating across the family by swapping matched groups", xaxis_title="L0",
+                      yaxis_title="MSE (held out)", height=460)
+    return fig
+
+
+def latent_explorer(entries: list[dict], title: str):
+    """A kernel-free explorer: a dropdown of latents; each entry (dict with ``label`` and ``rows``: list of
+    (field, value) pairs, values may hold simple HTML) fills a table."""
+    import plotly.graph_objects as go
+    first = entries[0]["rows"]
+    fig = go.Figure(go.Table(columnwidth=[1, 4],
+                             header=dict(values=["", entries[0]["label"]], align="left", fill_color="#e8eef8"),
+                             cells=dict(values=[[r[0] for r in first], [r[1] for r in first]], align="left",
+                                        height=28)))
+    buttons = [dict(label=e["label"], method="restyle",
+                    args=[{"cells.values": [[[r[0] for r in e["rows"]], [r[1] for r in e["rows"]]]],
+                           "header.values": [["", e["label"]]]}]) for e in entries]
+    fig.update_layout(title=title, height=520, margin=dict(l=10, r=10, t=90, b=10),
+                      updatemenus=[dict(buttons=buttons, direction="down", x=0, xanchor="left", y=1.12,
+                                        yanchor="top", showactive=True)])
+    return fig
+
+
+def context_text(tokenizer, tokens: torch.Tensor, seq: int, pos: int, before: int = 10, after: int = 3) -> str:
+    """Like :func:`context_html`, for plotly tables (bold marks the token)."""
+    row = tokens[seq].tolist()
+    lo, hi = max(1, pos - before), min(len(row), pos + after + 1)
+    return "…" + "".join((f"<b>[{escape(tokenizer.decode([row[i]]))}]</b>" if i == pos else
+                          escape(tokenizer.decode([row[i]]))) for i in range(lo, hi)).replace("\n", "⏎") + "…"

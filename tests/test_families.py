@@ -112,3 +112,13 @@ def test_reconstruction_metrics_against_direct_computation():
     assert r["fvu"] == pytest.approx((err.pow(2).sum() / (x - x.mean(0)).pow(2).sum()).item(), rel=1e-5)
     assert r["l0"] == pytest.approx((f != 0).sum(1).float().mean().item(), rel=1e-6)
     assert r["dead_fraction"] == pytest.approx(((f != 0).sum(0) == 0).float().mean().item())
+
+
+def test_widths_start_from_independent_initialisations(tmp_cache):
+    """Regression: one seed for every width made a wider SAE's first rows start equal to the narrower SAE's."""
+    from metasae_utils import stitching
+    acts = torch.randn(512, 16)
+    cfg = resolve("ci", widths=[16, 32], train_batch_size=256, n_train_tokens=1000, train_epochs=0.5, lr=1e-7)
+    a, b = families.train_family(cfg, acts, "acts-key", progress=False)
+    cos, _ = stitching.max_cosine(b.sae.W_dec[:16].detach(), a.sae.W_dec.detach())
+    assert cos.max() < 0.99

@@ -394,3 +394,45 @@ def test_mismatched_d_in_raises_everywhere(acts):
             call()
     with pytest.raises(ValueError, match="activations"):
         insertion_deltas(small, small, acts[:, :5])
+
+
+# ---------------------------------------------------------------------------------------------------
+# chapter-level analyses: cumulative insertion, Frankenstein, monotonicity, verdicts
+# ---------------------------------------------------------------------------------------------------
+
+from metasae_utils.stitching import cumulative_insertion, frankenstein, monotonicity, verdicts  # noqa: E402
+
+
+def _orthonormal_case():
+    g = torch.Generator().manual_seed(9)
+    feats = torch.linalg.qr(torch.randn(D_IN, D_IN, generator=g, dtype=F64)).Q.T[:8]
+    codes = torch.rand(400, 8, generator=g, dtype=F64) * (torch.rand(400, 8, generator=g, dtype=F64) < 0.3)
+    b = torch.randn(D_IN, generator=g, dtype=F64)
+    small = make_sae(StandardSAE, feats[:5], b, b_enc=torch.full((5,), -1e-9, dtype=F64))
+    large = make_sae(StandardSAE, feats[[5, 0, 6, 1, 7, 2, 3, 4]], b, b_enc=torch.full((8,), -1e-9, dtype=F64))
+    return small, large, b + codes @ feats
+
+
+def test_cumulative_insertion_is_exact_and_ends_with_all_inserted():
+    small, large, x = _orthonormal_case()
+    pts = cumulative_insertion(small, large, x, torch.tensor([0, 2, 4]), n_points=4)
+    assert [p["n"] for p in pts] == [0, 1, 2, 3]
+    assert pts[0]["mse"] == pytest.approx(reconstruction_metrics(small, x)["mse"])
+    assert pts[-1]["mse"] == pytest.approx(0.0, abs=1e-14)  # all novel features inserted: exact
+    assert all(b["mse"] < a["mse"] for a, b in zip(pts, pts[1:]))
+
+
+def test_frankenstein_takes_only_helpful_novel_latents():
+    small, large, x = _orthonormal_case()
+    sae, sources = frankenstein([small, large], x)
+    assert sae.cfg.d_sae == 8 and sorted(i for j, i in sources if j == 1) == [0, 2, 4]
+    assert reconstruction_metrics(sae, x)["mse"] == pytest.approx(0.0, abs=1e-14)
+
+
+def test_monotonicity_and_verdicts():
+    down = [{"mse": v} for v in (5, 4, 3, 2, 1)]
+    bumpy = [{"mse": v} for v in (5, 6, 3, 4, 1)]
+    assert monotonicity(down) == {"fraction_of_steps_lowering_mse": 1.0, "spearman_step_vs_mse": pytest.approx(-1.0)}
+    assert monotonicity(bumpy)["fraction_of_steps_lowering_mse"] == 0.5
+    v = verdicts(0.9, 0.2, monotonicity(bumpy), 0.35)
+    assert [r["verdict"] for r in v] == ["reproduced", "not reproduced", "not reproduced", "reproduced"]
