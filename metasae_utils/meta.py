@@ -249,3 +249,81 @@ def meta_metrics(meta_sae, decoder: torch.Tensor, *, decomposition: Decompositio
         "n_latents": n,
         "d_meta": decomposition.d_meta,
     }
+
+
+# -- chapter-level helpers -------------------------------------------------------------------------------------
+
+def cached_meta_sae(spec: dict, decoder: torch.Tensor, d_meta: int, k: int, *, steps: int, batch_size: int,
+                    lr: float, seed: int, progress: bool = True):
+    """:func:`train_meta_sae` through the artifact cache: ``spec`` names what ``decoder`` (n, d) is (e.g. the
+    base SAE's cache path); the meta-SAE is saved with SAELens and loaded back with ``SAE.load_from_disk``."""
+    from . import artifacts, training
+    entry = artifacts.entry("meta_saes", {**spec, "d_meta": d_meta, "k": k, "steps": steps,
+                                          "batch_size": batch_size, "lr": lr, "seed": seed}, 1)
+
+    def make(tmp):
+        training.save_sae(train_meta_sae(decoder, d_meta, k, steps=steps, batch_size=batch_size, lr=lr,
+                                         seed=seed, progress=progress), tmp)
+    return training.load_sae(entry.get_or_make("sae", make))
+
+
+def similarity_to_saes(meta_sae, saes: dict, seed: int = 0, threshold: float = 0.7) -> list[dict]:
+    """For each SAE (name → SAE), the max cosine of every meta-decoder row to its decoder rows, and the same for
+    as many random unit directions (the baseline).  Rows: ``sae``, ``d_sae``, ``max_cos`` (d_meta,),
+    ``random_max_cos`` (d_meta,), ``frac_close`` and ``random_frac_close`` (share above ``threshold``)."""
+    from .stitching import max_cosine
+    W = meta_sae.W_dec.detach()
+    # offset seed: a plain manual_seed(seed) randn would reproduce any other seed-`seed` randn matrix exactly
+    rand = torch.randn(W.shape, generator=torch.Generator().manual_seed(seed + 1_000_003), dtype=W.dtype)
+    rand /= rand.norm(dim=1, keepdim=True)
+    out = []
+    for name, sae in saes.items():
+        D = sae.W_dec.detach().to(W.dtype)
+        mc, _ = max_cosine(W, D)
+        rc, _ = max_cosine(rand, D)
+        out.append({"sae": name, "d_sae": sae.cfg.d_sae, "max_cos": mc, "random_max_cos": rc,
+                    "frac_close": (mc > threshold).double().mean().item(),
+                    "random_frac_close": (rc > threshold).double().mean().item()})
+    return out
+
+
+def usage_by_group(decomposition: Decomposition, groups: torch.Tensor) -> dict[int, float]:
+    """Mean number of active meta-latents per latent, for each value of ``groups`` (n,) (e.g. the width of the
+    SAE each decoder row came from)."""
+    n_active = decomposition.n_active.double()
+    return {int(g): n_active[groups == g].mean().item() for g in torch.unique(groups)}
+
+
+def split_usage(decomposition: Decomposition, offsets: dict, small: int, large: int, match_small_to_large) -> dict:
+    """Do latents gain meta-latents when they split?  ``offsets`` maps width → first row of that SAE in the
+    decomposition; ``match_small_to_large`` is a (n_pairs, 2) LongTensor of (small latent, large latent) pairs
+    with decoder cosine above the threshold.  For each small latent matched by >= 2 large latents (a split),
+    compare its number of meta-latents with the mean over its children."""
+    n = decomposition.n_active.double()
+    pairs = match_small_to_large
+    counts = torch.bincount(pairs[:, 0], minlength=small)
+    diffs = []
+    for s in torch.nonzero(counts >= 2).squeeze(1).tolist():
+        kids = pairs[pairs[:, 0] == s, 1]
+        diffs.append(n[offsets[large] + kids].mean().item() - n[offsets[small] + s].item())
+    d = torch.tensor(diffs, dtype=torch.float64)
+    return {"n_splits": len(diffs), "mean_gain": d.mean().item() if len(d) else float("nan"),
+            "frac_children_use_more": (d > 0).double().mean().item() if len(d) else float("nan")}
+
+
+def meta_verdicts(var_explained: float, frac_close: float, random_close: float, usage: dict) -> list[dict]:
+    """The paper's meta-SAE claims against our numbers."""
+    widths = sorted(usage)
+    increasing = all(usage[b] > usage[a] for a, b in zip(widths, widths[1:]))
+    return [
+        {"claim": "a k = 4 meta-SAE at 1/4 width explains a large part of decoder variance",
+         "paper": "≈ 55 % (BatchTopK base SAE, Matryoshka paper App. D.1)", "ours": f"{100 * var_explained:.1f} %",
+         "verdict": "reproduced" if 0.4 <= var_explained <= 0.7 else "not reproduced"},
+        {"claim": "meta-latents resemble latents of smaller SAEs", "paper": "often a match with cosine > 0.7",
+         "ours": f"{100 * frac_close:.1f} % have a match > 0.7 in some smaller SAE (random directions: "
+                 f"{100 * random_close:.1f} %)",
+         "verdict": "reproduced" if frac_close >= max(2 * random_close, random_close + 0.05) else "not reproduced"},
+        {"claim": "latents of smaller SAEs use fewer meta-latents", "paper": "yes",
+         "ours": ", ".join(f"{w}: {usage[w]:.2f}" for w in widths),
+         "verdict": "reproduced" if increasing else "not reproduced"},
+    ]

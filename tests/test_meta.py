@@ -185,3 +185,51 @@ def test_bad_decompose_input_raises(meta_sae, decomposition, toy):
         members(decomposition, N_ATOMS)
     with pytest.raises(ValueError, match="decomposition"):
         meta_metrics(meta_sae, toy[2][:10], decomposition=decomposition)
+
+
+# ---------------------------------------------------------------------------------------------------
+# chapter-level helpers
+# ---------------------------------------------------------------------------------------------------
+
+def _fake_sae(W_dec):
+    from sae_lens import StandardSAE, StandardSAEConfig
+    sae = StandardSAE(StandardSAEConfig(d_in=W_dec.shape[1], d_sae=W_dec.shape[0]))
+    with torch.no_grad():
+        sae.W_dec.copy_(W_dec)
+    return sae
+
+
+def test_similarity_to_saes_beats_random_only_when_atoms_are_there(meta_sae, toy):
+    from metasae_utils.meta import similarity_to_saes
+    atoms = toy[0]
+    noise = torch.randn(N_ATOMS, D, generator=torch.Generator().manual_seed(5))
+    rows = similarity_to_saes(meta_sae, {"atoms": _fake_sae(atoms), "noise": _fake_sae(noise)})
+    by = {r["sae"]: r for r in rows}
+    assert by["atoms"]["frac_close"] > 0.8 and by["atoms"]["random_frac_close"] < 0.05
+    assert by["noise"]["frac_close"] < 0.05
+    assert by["atoms"]["max_cos"].shape == (meta_sae.cfg.d_sae,)
+
+
+def test_usage_split_and_verdicts():
+    from metasae_utils.meta import meta_verdicts, split_usage, usage_by_group
+    idx = torch.tensor([[0, -1, -1], [0, 1, -1], [0, 1, 2], [3, 4, -1], [5, -1, -1]])
+    dec = Decomposition(indices=idx, values=(idx >= 0).float(), n_active=(idx >= 0).sum(-1),
+                        reconstruction=torch.zeros(5, 2), rows=torch.zeros(5, 2), d_meta=6)
+    usage = usage_by_group(dec, torch.tensor([2, 2, 3, 3, 3]))
+    assert usage == {2: 1.5, 3: pytest.approx(2.0)}
+    # small SAE = rows 0-1 (width 2), large = rows 2-4; small latent 0 splits into large latents 0 and 1
+    split = split_usage(dec, {2: 0, 3: 2}, 2, 3, torch.tensor([[0, 0], [0, 1], [1, 2]]))
+    assert split["n_splits"] == 1 and split["mean_gain"] == pytest.approx(1.5)
+    v = meta_verdicts(0.55, 0.3, 0.01, usage)
+    assert [r["verdict"] for r in v] == ["reproduced"] * 3
+    assert meta_verdicts(0.2, 0.02, 0.01, {2: 2.0, 3: 1.0})[2]["verdict"] == "not reproduced"
+
+
+def test_cached_meta_sae_is_reused(tmp_cache, toy):
+    from metasae_utils import artifacts
+    from metasae_utils.meta import cached_meta_sae
+    dec = toy[2][:400]
+    a = cached_meta_sae({"base": "toy"}, dec, 16, 2, steps=20, batch_size=64, lr=1e-3, seed=0, progress=False)
+    b = cached_meta_sae({"base": "toy"}, dec, 16, 2, steps=20, batch_size=64, lr=1e-3, seed=0, progress=False)
+    assert torch.equal(a.W_dec, b.W_dec)
+    assert [r["event"] for r in artifacts.read_log(tmp_cache) if r["step"] == "meta_saes"] == ["computed", "reused"]
