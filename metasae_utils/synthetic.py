@@ -404,30 +404,27 @@ def oracle_sae(data: SyntheticData, threshold: float = 0.7):
     (about 1) plus interference from the other active features (std about ``sqrt(true L0 / d)``), which the
     threshold trades between false positives and misses — a reference point, not an upper bound on every
     score (a trained SAE can beat its FVU)."""
-    from sae_lens.saes.jumprelu_sae import JumpReLUSAE, JumpReLUSAEConfig
-
-    f = data.features
-    sae = JumpReLUSAE(JumpReLUSAEConfig(d_in=f.shape[1], d_sae=f.shape[0]))
-    sae.W_dec.copy_(f)
-    sae.W_enc.copy_(f.T)
-    sae.b_enc.zero_()
-    sae.b_dec.copy_(data.feature_dict.bias.detach())
-    sae.threshold.fill_(threshold)
-    return sae.eval()
+    return _tied_jumprelu(data.features, data, threshold)
 
 
 @torch.no_grad()
 def random_sae(data: SyntheticData, d_sae: int, seed: int = 0, threshold: float = 0.7):
     """A baseline JumpReLU SAE with random unit decoder rows (d_sae, d) and ``W_enc = W_dec.T``."""
-    from sae_lens.saes.jumprelu_sae import JumpReLUSAE, JumpReLUSAEConfig
-
     # offset: SAELens' FeatureDictionary(seed=s) *is* normalised torch.randn(n, d) under manual_seed(s), so
     # the same seed would reproduce the ground truth
     w = torch.randn(d_sae, data.spec.d, generator=torch.Generator().manual_seed(seed + _RANDOM_SEED_OFFSET))
     w /= w.norm(dim=1, keepdim=True)
-    sae = JumpReLUSAE(JumpReLUSAEConfig(d_in=data.spec.d, d_sae=d_sae))
-    sae.W_dec.copy_(w)
-    sae.W_enc.copy_(w.T)
+    return _tied_jumprelu(w, data, threshold)
+
+
+@torch.no_grad()
+def _tied_jumprelu(W_dec: torch.Tensor, data: SyntheticData, threshold: float):
+    """A JumpReLU SAE with decoder ``W_dec`` (d_sae, d), tied encoder ``W_dec.T``, zero encoder bias, the
+    data's bias as decoder bias, and one threshold for every latent."""
+    from sae_lens.saes.jumprelu_sae import JumpReLUSAE, JumpReLUSAEConfig
+    sae = JumpReLUSAE(JumpReLUSAEConfig(d_in=W_dec.shape[1], d_sae=W_dec.shape[0]))
+    sae.W_dec.copy_(W_dec)
+    sae.W_enc.copy_(W_dec.T)
     sae.b_enc.zero_()
     sae.b_dec.copy_(data.feature_dict.bias.detach())
     sae.threshold.fill_(threshold)

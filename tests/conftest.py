@@ -3,6 +3,16 @@ import os
 import pytest
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small training steps run faster on one thread when the other core is busy (restored afterwards)."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def tmp_cache(tmp_path, monkeypatch):
     """A private artifact cache for one test."""

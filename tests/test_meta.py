@@ -20,12 +20,7 @@ from metasae_utils.training import load_sae, save_sae
 D, N_ATOMS, N_LATENTS, K = 64, 96, 3000, 3
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

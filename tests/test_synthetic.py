@@ -14,12 +14,7 @@ from metasae_utils import synthetic as S
 SMALL = S.SyntheticSpec(n_train=8192, n_eval=2048)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -24,13 +24,7 @@ def planted(n: int, d: int = 32, n_dirs: int = 64, active: float = 3.0, seed: in
     return (mask * coef) @ dirs + 0.5, dirs
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small steps run faster on one thread when the other core is busy (restored afterwards)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
