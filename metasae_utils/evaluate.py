@@ -134,7 +134,8 @@ def evaluate_family(members, model, hook: str, eval_acts: torch.Tensor, ce_token
     rows = []
     for m in tqdm(members, desc="evaluate family", disable=not progress, leave=False):
         r = reconstruction_metrics(m.sae, eval_acts)
-        rows.append({"name": m.name, "architecture": m.architecture, "width": m.width, **r})
+        rows.append({"name": m.name, "architecture": m.architecture, "width": m.width, **r,
+                     "duplicates": redundancy(m.sae)})
     if ce_tokens is not None:
         ce = ce_metrics(model, hook, ce_tokens, {m.name: m.sae for m in members}, progress=progress)
         for row in rows:
@@ -144,3 +145,19 @@ def evaluate_family(members, model, hook: str, eval_acts: torch.Tensor, ce_token
 
 def is_monotone_decreasing(values) -> bool:
     return all(b < a for a, b in zip(values, values[1:]))
+
+
+@torch.no_grad()
+def redundancy(sae, threshold: float = 0.9, chunk: int = 4096) -> float:
+    """Fraction of latents whose decoder row has cosine > ``threshold`` with *another* latent of the same SAE
+    (near-duplicates).  Decoder (d_sae, d_in); computed in row chunks of ``chunk``."""
+    W = sae.W_dec.detach().float()
+    W = W / W.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    n = len(W)
+    dup = torch.zeros(n, dtype=torch.bool)
+    for start in range(0, n, chunk):
+        sims = W[start:start + chunk] @ W.T
+        rows = torch.arange(sims.shape[0])
+        sims[rows, rows + start] = -1.0  # not itself
+        dup[start:start + chunk] = (sims.max(1).values > threshold).cpu()
+    return dup.double().mean().item()

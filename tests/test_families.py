@@ -124,3 +124,14 @@ def test_widths_start_from_independent_initialisations(tmp_cache):
     a, b = families.train_family(cfg, acts, "acts-key", progress=False)
     cos, _ = stitching.max_cosine(b.sae.W_dec[:16].detach(), a.sae.W_dec.detach())
     assert cos.max() < 0.99
+
+
+def test_redundancy_counts_near_duplicate_latents():
+    W = torch.eye(8)[:6].clone()
+    W[1] = torch.tensor([0.99, 0.14, 0, 0, 0, 0, 0, 0])  # near-duplicate of latent 0 (cos 0.99)
+    sae = _sae(8, 6)
+    with torch.no_grad():
+        sae.W_dec.copy_(W)
+    assert evaluate.redundancy(sae, 0.9) == pytest.approx(2 / 6)
+    assert evaluate.redundancy(sae, 0.995) == 0.0
+    assert evaluate.redundancy(sae, 0.9, chunk=4) == pytest.approx(2 / 6)  # chunks that split the pair
