@@ -78,8 +78,12 @@ def _arch_defaults(architecture: str, d_in: int, d_sae: int, n_steps: int, k, l1
     """Per-architecture config fields (the only place where architectures differ)."""
     warm_up = n_steps // 20
     if architecture == "standard":
+        # decoder rows start at norm 1, not SAELens' 0.1: Adam moves every weight by about lr per step whatever
+        # its gradient, so rows of norm 0.1 are overwritten within tens of steps by the sign of the early,
+        # shared gradient, and ReLU + L1 SAEs collapsed onto near-duplicate latents (SmolLM2 layer 9, width
+        # 4608, lr 4e-4: 91 % of latents with a cosine > 0.9 twin at norm 0.1, 4-6 % at norm 1).
         return {"l1_coefficient": 5.0 * math.sqrt(d_in / 576) if l1_coefficient is None else float(l1_coefficient),
-                "l1_warm_up_steps": warm_up}
+                "l1_warm_up_steps": warm_up, "decoder_init_norm": 1.0}
     if architecture == "batchtopk":
         return {"k": float(k)}
     if architecture == "matryoshka_batchtopk":

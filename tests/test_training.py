@@ -168,3 +168,18 @@ def test_save_and_load_reject_bad_input(tmp_path):
         save_sae(torch.nn.Linear(2, 2), tmp_path / "x")
     with pytest.raises(FileNotFoundError, match="path"):
         load_sae(tmp_path / "missing")
+
+
+def test_standard_sae_does_not_collapse_onto_duplicate_latents():
+    """Regression: with SAELens' decoder init norm 0.1, Adam's ~lr-sized steps overwrite the rows with the sign of
+    the shared early gradient (here from rare huge-norm tokens) and most latents become near-duplicates."""
+    from metasae_utils.evaluate import redundancy
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(128, 64, generator=g)
+    feats /= feats.norm(dim=1, keepdim=True)
+    codes = torch.rand(8192, 128, generator=g) * (torch.rand(8192, 128, generator=g) < 0.05)
+    x = codes @ feats * 3 + 2.0
+    x[torch.rand(8192, generator=g) < 0.02] += 40 * torch.randn(64, generator=g)
+    kw = dict(n_steps=150, batch_size=256, lr=4e-4, seed=0, l1_coefficient=2.5, progress=False)
+    assert redundancy(train_sae(x, "standard", 256, **kw)) < 0.1
+    assert redundancy(train_sae(x, "standard", 256, decoder_init_norm=0.1, **kw)) > 0.5  # the failure mode
