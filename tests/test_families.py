@@ -55,6 +55,7 @@ def test_empty_sae_dir_is_a_clear_error(tmp_path):
 
 def test_registry_checks_before_any_download(monkeypatch):
     families.check_pretrained(resolve("gpt2-paper"))  # the real ids are in SAELens' registry
+    families.check_pretrained(resolve("gemma-scope"))
     with pytest.raises(ConfigError, match=r"'sae_release' = 'gpt2-small-res-jb-feature-spliting'.*did you mean"):
         families.check_pretrained(resolve("gpt2-paper", sae_release="gpt2-small-res-jb-feature-spliting"))
     bad_ids = ["blocks.8.hook_resid_pre_768", "blocks.8.hook_resid_pre_777"] + list(resolve("gpt2-paper").sae_ids[2:])
