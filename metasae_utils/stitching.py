@@ -889,13 +889,20 @@ def monotonicity(path: list[dict]) -> dict:
 def verdicts(novel_lowers: float, recon_raises: float, mono: dict, novel_frac: float) -> list[dict]:
     """The paper's stitching claims against our numbers.  A claim is 'reproduced' when the measured share is a
     clear majority (> 0.5), 'not reproduced' otherwise; smoothness needs >= 90 % of steps lowering the MSE."""
+    import math
+
     def v(ok):
         return "reproduced" if ok else "not reproduced"
+
+    def share(x, what, verb):  # nan: the pair has no latent of that class, so the claim cannot be tested
+        if math.isnan(x):
+            return {"ours": f"no {what} latents in this pair", "verdict": "untestable here"}
+        return {"ours": f"{100 * x:.1f} % of {what} latents {verb} it", "verdict": v(x > 0.5)}
     return [
         {"claim": "inserting a novel latent lowers the MSE", "paper": "yes (most novel latents)",
-         "ours": f"{100 * novel_lowers:.1f} % of novel latents lower it", "verdict": v(novel_lowers > 0.5)},
+         **share(novel_lowers, "novel", "lower")},
         {"claim": "inserting a reconstruction latent raises the MSE", "paper": "yes (most reconstruction latents)",
-         "ours": f"{100 * recon_raises:.1f} % of reconstruction latents raise it", "verdict": v(recon_raises > 0.5)},
+         **share(recon_raises, "reconstruction", "raise")},
         {"claim": "swapping groups interpolates smoothly and monotonically", "paper": "monotone decreasing MSE",
          "ours": f"{100 * mono['fraction_of_steps_lowering_mse']:.1f} % of steps lower the MSE, Spearman "
                  f"{mono['spearman_step_vs_mse']:.3f}", "verdict": v(mono["fraction_of_steps_lowering_mse"] >= 0.9)},

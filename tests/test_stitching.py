@@ -436,3 +436,5 @@ def test_monotonicity_and_verdicts():
     assert monotonicity(bumpy)["fraction_of_steps_lowering_mse"] == 0.5
     v = verdicts(0.9, 0.2, monotonicity(bumpy), 0.35)
     assert [r["verdict"] for r in v] == ["reproduced", "not reproduced", "not reproduced", "reproduced"]
+    none = verdicts(0.9, float("nan"), monotonicity(down), 1.0)  # a pair without reconstruction latents
+    assert none[1]["verdict"] == "untestable here" and "no reconstruction latents" in none[1]["ours"]
