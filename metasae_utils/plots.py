@@ -67,14 +67,22 @@ def norm_summary(acts: torch.Tensor) -> str:
 
 
 def norm_histogram(sets: dict[str, torch.Tensor], title: str, bins: int = 80):
-    """Overlaid, normalised histograms of the L2 norms of each activation set (n_i, d)."""
+    """Overlaid density histograms of the L2 norms of each activation set (n_i, d).  Binned here (shared edges),
+    so the page carries ``bins`` numbers per set instead of every norm."""
     import plotly.graph_objects as go
+    norms = {name: acts.norm(dim=-1).double() for name, acts in sets.items()}
+    lo = min(v.min().item() for v in norms.values())
+    hi = max(v.max().item() for v in norms.values())
+    edges = torch.linspace(lo, hi, bins + 1, dtype=torch.float64)
+    width = (edges[1] - edges[0]).item()
+    centres = ((edges[:-1] + edges[1:]) / 2).tolist()
     fig = go.Figure()
-    for (name, acts), color in zip(sets.items(), COLORS):
-        fig.add_trace(go.Histogram(x=acts.norm(dim=-1).numpy(), nbinsx=bins, name=name, opacity=0.6,
-                                   histnorm="probability density", marker_color=color))
+    for (name, v), color in zip(norms.items(), COLORS):
+        density = torch.histc(v, bins=bins, min=lo, max=hi) / (len(v) * width)
+        fig.add_trace(go.Bar(x=centres, y=density.tolist(), width=width, name=name, opacity=0.6,
+                             marker_color=color))
     fig.update_layout(title=title, xaxis_title="‖activation‖₂", yaxis_title="density", barmode="overlay",
-                      height=400, margin=dict(l=60, r=20, t=50, b=50))
+                      bargap=0, height=400, margin=dict(l=60, r=20, t=50, b=50))
     return fig
 
 
@@ -100,15 +108,17 @@ def frontier(rows: list[dict], x: str, y: str, title: str, log_x: bool = False, 
     return fig
 
 
-def context_html(tokenizer, tokens: torch.Tensor, seq: int, pos: int, before: int = 12, after: int = 4) -> str:
-    """The tokens around ``tokens[seq, pos]`` with that token highlighted."""
+def _context(tokenizer, tokens: torch.Tensor, seq: int, pos: int, before: int, after: int, mark) -> str:
+    """Escaped tokens around ``tokens[seq, pos]`` (BOS skipped), the token itself wrapped by ``mark``."""
     row = tokens[seq].tolist()
     lo, hi = max(1, pos - before), min(len(row), pos + after + 1)
-    parts = []
-    for i in range(lo, hi):
-        piece = escape(tokenizer.decode([row[i]]).replace("\n", "⏎"))
-        parts.append(f'<b style="background:#f6c85f">{piece}</b>' if i == pos else piece)
-    return "…" + "".join(parts) + "…"
+    pieces = (escape(tokenizer.decode([row[i]]).replace("\n", "⏎")) for i in range(lo, hi))
+    return "…" + "".join(mark(p) if i == pos else p for i, p in zip(range(lo, hi), pieces)) + "…"
+
+
+def context_html(tokenizer, tokens: torch.Tensor, seq: int, pos: int, before: int = 12, after: int = 4) -> str:
+    """The tokens around ``tokens[seq, pos]`` with that token highlighted."""
+    return _context(tokenizer, tokens, seq, pos, before, after, lambda p: f'<b style="background:#f6c85f">{p}</b>')
 
 
 def latent_table(tokenizer, acts_set, sae, latents: torch.Tensor, fire_counts: torch.Tensor, k: int = 3) -> str:
@@ -202,11 +212,8 @@ def latent_explorer(entries: list[dict], title: str):
 
 
 def context_text(tokenizer, tokens: torch.Tensor, seq: int, pos: int, before: int = 10, after: int = 3) -> str:
-    """Like :func:`context_html`, for plotly tables (bold marks the token)."""
-    row = tokens[seq].tolist()
-    lo, hi = max(1, pos - before), min(len(row), pos + after + 1)
-    return "…" + "".join((f"<b>[{escape(tokenizer.decode([row[i]]))}]</b>" if i == pos else
-                          escape(tokenizer.decode([row[i]]))) for i in range(lo, hi)).replace("\n", "⏎") + "…"
+    """Like :func:`context_html`, for plotly tables (bold brackets mark the token)."""
+    return _context(tokenizer, tokens, seq, pos, before, after, lambda p: f"<b>[{p}]</b>")
 
 
 def live_explorer(entries: list[dict]):
