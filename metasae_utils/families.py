@@ -16,7 +16,6 @@ from pathlib import Path
 
 import torch
 
-from . import artifacts
 from .presets import Config, ConfigError
 
 FAMILY_VERSION = 1
@@ -83,16 +82,12 @@ def train_family(cfg: Config, train_acts: torch.Tensor, acts_key: str, architect
     for width in cfg.widths:
         hyper = {"architecture": architecture, "width": width, "k": cfg.k, "l1_coefficient": cfg.l1_coefficient,
                  "lr": cfg.lr, "batch_size": cfg.train_batch_size, "n_steps": steps, "seed": sae_seed(cfg.seed, width)}
-        entry = artifacts.entry("saes", {"activations": acts_key, **hyper}, FAMILY_VERSION)
-
-        def make(tmp: Path, width=width):
-            sae = training.train_sae(train_acts, architecture, width, n_steps=steps, batch_size=cfg.train_batch_size,
-                                     lr=cfg.lr, seed=hyper["seed"], k=cfg.k, l1_coefficient=cfg.l1_coefficient,
-                                     device=device, progress=progress)
-            training.save_sae(sae, tmp)
-
-        path = entry.get_or_make("sae", make, seconds=None)
-        sae = training.load_sae(path, device=device)
+        sae, path = training.cached_sae(
+            "saes", {"activations": acts_key, **hyper},
+            lambda width=width, seed=hyper["seed"]: training.train_sae(
+                train_acts, architecture, width, n_steps=steps, batch_size=cfg.train_batch_size, lr=cfg.lr,
+                seed=seed, k=cfg.k, l1_coefficient=cfg.l1_coefficient, device=device, progress=progress),
+            FAMILY_VERSION, device)
         members.append(Member(f"{architecture}-{width}", sae, width, architecture, path, hyper))
     return members
 

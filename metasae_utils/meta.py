@@ -257,14 +257,10 @@ def cached_meta_sae(spec: dict, decoder: torch.Tensor, d_meta: int, k: int, *, s
                     lr: float, seed: int, progress: bool = True):
     """:func:`train_meta_sae` through the artifact cache: ``spec`` names what ``decoder`` (n, d) is (e.g. the
     base SAE's cache path); the meta-SAE is saved with SAELens and loaded back with ``SAE.load_from_disk``."""
-    from . import artifacts, training
-    entry = artifacts.entry("meta_saes", {**spec, "d_meta": d_meta, "k": k, "steps": steps,
-                                          "batch_size": batch_size, "lr": lr, "seed": seed}, 1)
-
-    def make(tmp):
-        training.save_sae(train_meta_sae(decoder, d_meta, k, steps=steps, batch_size=batch_size, lr=lr,
-                                         seed=seed, progress=progress), tmp)
-    return training.load_sae(entry.get_or_make("sae", make))
+    from . import training
+    spec = {**spec, "d_meta": d_meta, "k": k, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed}
+    return training.cached_sae("meta_saes", spec, lambda: train_meta_sae(
+        decoder, d_meta, k, steps=steps, batch_size=batch_size, lr=lr, seed=seed, progress=progress))[0]
 
 
 def similarity_to_saes(meta_sae, saes: dict, seed: int = 0, threshold: float = 0.7) -> list[dict]:

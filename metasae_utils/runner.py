@@ -199,12 +199,11 @@ def stage(out: Path = REPO) -> Path:
             shutil.copy2(REPO / name, out / name)
         for page in (REPO / "book").glob("*.md"):
             shutil.copy2(page, out / "book" / page.name)
-    if (static / "html-manager" / "embed-amd.js").exists() and (static / "require.js").exists():
-        shutil.copy2(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", static / "plotly.min.js")
-        return out
     (static / "html-manager").mkdir(parents=True, exist_ok=True)
     shutil.copy2(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", static / "plotly.min.js")
     shutil.copy2(Path(__file__).with_name("widgets-require-config.js"), static / "widgets-require-config.js")
+    if (static / "html-manager" / "embed-amd.js").exists() and (static / "require.js").exists():
+        return out  # the npm files are pinned: unpack them once
     with tempfile.TemporaryDirectory() as tmp:
         for spec in NPM_JS:
             with tarfile.open(_npm_tarball(spec)) as tf:

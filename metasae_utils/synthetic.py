@@ -384,15 +384,8 @@ def train_synthetic_family(data: SyntheticData, widths, architecture: str = "bat
         if not cache:
             saes.append(train())
             continue
-        e = artifacts.entry("synthetic_sae", {"data": asdict(data.spec), **args}, VERSION)
-        made = {}
-
-        def write(tmp, train=train):
-            made["sae"] = train()
-            training.save_sae(made["sae"], tmp)
-
-        path = e.get_or_make("sae", write, width=width)
-        saes.append(made["sae"] if "sae" in made else training.load_sae(path))
+        saes.append(training.cached_sae("synthetic_sae", {"data": asdict(data.spec), **args}, train, VERSION,
+                                        width=width)[0])
     return saes
 
 

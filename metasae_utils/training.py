@@ -364,3 +364,12 @@ def load_sae(path: str | Path, device: str = "cpu"):
     from sae_lens import SAE
 
     return SAE.load_from_disk(path, device=str(dev)).eval()
+
+
+def cached_sae(step: str, spec: dict, train, version: int = 1, device: str = "cpu", **info):
+    """``train()`` (→ SAE) once per ``(step, spec, version)``: the SAE is saved with SAELens into the artifact
+    cache and always returned as loaded back with ``SAE.load_from_disk``, so a fresh and a cached run hand out
+    the same object.  ``info`` goes to the cache log.  Returns ``(sae, path)``."""
+    from . import artifacts
+    path = artifacts.entry(step, spec, version).get_or_make("sae", lambda tmp: save_sae(train(), tmp), **info)
+    return load_sae(path, device=device), path
