@@ -51,8 +51,18 @@ def configure(chapter: str, params: dict) -> Config:
     torch.manual_seed(cfg.seed)
     from . import plots
     plots.setup()
-    _STATE.update(chapter=chapter, preset=preset, overrides=params, start=time.time(), cfg=cfg)
+    _STATE.update(chapter=chapter, preset=preset, overrides=params, start=time.time(), cfg=cfg,
+                  page=page_of(chapter))
+    from . import report
+    report.begin(preset, chapter)
     return cfg
+
+
+def page_of(chapter: str) -> str:
+    """The book page (notebook stem in ``_toc.yml``, e.g. ``03_stitching``) of a chapter name (``stitching``)."""
+    from .runner import chapters
+    stems = [s for s in chapters() if s.endswith("_" + chapter) or s == chapter]
+    return stems[0] if stems else chapter
 
 
 def git_commit() -> str:
@@ -102,6 +112,8 @@ def provenance(cfg: Config | None = None):
 
     from IPython.display import HTML, display
     rec = provenance_record(cfg)
+    from . import report
+    report.finalize(rec["preset"], rec["chapter"], rec)
     rows = "".join(f"<tr><td><code>{escape(k)}</code></td><td><code>{escape(json.dumps(v))}</code></td></tr>"
                    for k, v in rec["parameters"].items())
     vers = ", ".join(f"{escape(k)} {escape(v)}" for k, v in rec["versions"].items())

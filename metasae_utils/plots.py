@@ -228,3 +228,31 @@ def live_explorer(entries: list[dict]):
     out = widgets.HTML(render(entries[0]))
     pick.observe(lambda change: setattr(out, "value", render(entries[change["new"]])), names="value")
     return widgets.VBox([pick, out])
+
+
+VERDICT_COLORS = {"reproduced": "#d9f2d9", "partly": "#fff2cc", "not reproduced": "#f8d7da",
+                  "untestable here": "#eeeeee", "qualitative": "#e7eefb", "not measured": "#ffffff"}
+
+
+def claims_table(rows: list[dict], presets: list[str]) -> str:
+    """HTML table of ``report.table`` rows: claim, the paper's number, ours and the verdict per preset (linked to
+    the computing cell where a link is given), and the overall verdict; verdict cells coloured."""
+    def verdict(v: str) -> str:
+        return f'<td style="background:{VERDICT_COLORS.get(v, "#fff")}">{escape(v)}</td>'
+    head = "".join(f"<th>{escape(p)}</th><th>verdict</th>" for p in presets)
+    body = []
+    for r in rows:
+        cells = [f"<td>{escape(r['section'])}</td><td>{escape(r['claim'])}</td><td>{escape(r['paper'])}</td>"]
+        for p in presets:
+            got = r["per_preset"].get(p)
+            if got is None:
+                cells.append("<td>—</td>" + verdict("not measured"))
+                continue
+            ours = escape(got["ours"])
+            if got.get("link"):
+                ours = f'<a href="{escape(got["link"])}">{ours}</a>'
+            cells.append(f"<td>{ours}</td>" + verdict(got["verdict"]))
+        cells.append(verdict(r["overall"]))
+        body.append(f'<tr id="row-{escape(r["id"])}">' + "".join(cells) + "</tr>")
+    return ('<table class="claims"><thead><tr><th>section</th><th>claim</th><th>paper</th>' + head +
+            "<th>overall</th></tr></thead><tbody>" + "".join(body) + "</tbody></table>")

@@ -79,6 +79,19 @@ class Config:
     compare_architectures: tuple = field(default=("batchtopk",), metadata={
         "doc": "further architectures trained at the same widths for comparison (family: train)", "item": str,
         "choices": ARCHITECTURES})
+    arch_compare: tuple = field(default=("standard", "batchtopk", "jumprelu", "matryoshka_batchtopk",
+                                         "matching_pursuit"), metadata={
+        "doc": "architectures compared at matched L0 (ground-truth & architectures chapter)", "item": str,
+        "choices": ARCHITECTURES})
+    arch_widths: Optional[tuple] = field(default=None, metadata={
+        "doc": "the two widths of each architecture's pair (default: the family's first two)", "item": int,
+        **_range(1, 2**22)})
+    arch_l0: Optional[int] = field(default=None, metadata={"doc": "the matched L0 (default: k)", **_range(1, 4096)})
+    arch_meta_steps: int = field(default=300, metadata={"doc": "meta-SAE steps per architecture",
+                                                        **_range(1, 10**6)})
+    arch_synthetic_steps: int = field(default=1000, metadata={
+        "doc": "training steps of each synthetic SAE in the architecture comparison (the synthetic family's: 1000)",
+        **_range(1, 10**6)})
     meta_fraction: float = field(default=0.25, metadata={
         "doc": "meta-SAE width as a fraction of the base SAE's width (paper: 2304 / 49152; Matryoshka paper: 1/4)",
         **_range(0.001, 4.0, positive=True)})
@@ -188,6 +201,8 @@ def _check_consistency(cfg: Config):
                           "blocks.<layer>.hook_<resid_pre|resid_mid|resid_post|mlp_out|attn_out>")
     if list(cfg.widths) != sorted(set(cfg.widths)):
         raise ConfigError(f"parameter 'widths' = {list(cfg.widths)} must be strictly increasing")
+    if cfg.arch_widths is not None and (len(cfg.arch_widths) != 2 or cfg.arch_widths[0] >= cfg.arch_widths[1]):
+        raise ConfigError(f"parameter 'arch_widths' = {list(cfg.arch_widths)} must be two increasing widths")
     if cfg.family == "pretrained" and (not cfg.sae_release or not cfg.sae_ids):
         raise ConfigError("parameters 'sae_release' and 'sae_ids' are required when family = 'pretrained'")
     if cfg.family == "pretrained" and len(cfg.sae_ids) != len(cfg.widths):

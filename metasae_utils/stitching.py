@@ -886,27 +886,41 @@ def monotonicity(path: list[dict]) -> dict:
     return {"fraction_of_steps_lowering_mse": down, "spearman_step_vs_mse": rho}
 
 
-def verdicts(novel_lowers: float, recon_raises: float, mono: dict, novel_frac: float) -> list[dict]:
-    """The paper's stitching claims against our numbers.  A claim is 'reproduced' when the measured share is a
-    clear majority (> 0.5), 'not reproduced' otherwise; smoothness needs >= 90 % of steps lowering the MSE."""
+def verdicts(novel_lowers: float, recon_raises: float, mono: dict, novel_frac: float,
+             franken: dict | None = None) -> list[dict]:
+    """The paper's stitching claims against our numbers (rows of ``report.row``).  A share-type claim is
+    'reproduced' when the measured share is a clear majority (> 0.5), 'not reproduced' otherwise; smoothness
+    needs >= 90 % of steps lowering the MSE; the novel fraction must lie in [20 %, 50 %].  ``franken``: the
+    Frankenstein SAE's ``{"d_sae", "mse"}`` and ``"equal_width_mse"``, the MSE of the narrowest trained SAE at
+    least as wide (None when no trained SAE is that wide)."""
     import math
 
-    def v(ok):
-        return "reproduced" if ok else "not reproduced"
+    from .report import row
 
-    def share(x, what, verb):  # nan: the pair has no latent of that class, so the claim cannot be tested
+    def share(cid, x, what, verb):  # nan: the pair has no latent of that class, so the claim cannot be tested
         if math.isnan(x):
-            return {"ours": f"no {what} latents in this pair", "verdict": "untestable here"}
-        return {"ours": f"{100 * x:.1f} % of {what} latents {verb} it", "verdict": v(x > 0.5)}
-    return [
-        {"claim": "inserting a novel latent lowers the MSE", "paper": "yes (most novel latents)",
-         **share(novel_lowers, "novel", "lower")},
-        {"claim": "inserting a reconstruction latent raises the MSE", "paper": "yes (most reconstruction latents)",
-         **share(recon_raises, "reconstruction", "raise")},
-        {"claim": "swapping groups interpolates smoothly and monotonically", "paper": "monotone decreasing MSE",
-         "ours": f"{100 * mono['fraction_of_steps_lowering_mse']:.1f} % of steps lower the MSE, Spearman "
-                 f"{mono['spearman_step_vs_mse']:.3f}", "verdict": v(mono["fraction_of_steps_lowering_mse"] >= 0.9)},
-        {"claim": "about 35 % of a larger SAE's latents are novel (threshold 0.7)", "paper": "≈ 35 %",
-         "ours": f"{100 * novel_frac:.1f} %", "verdict": "reproduced" if 0.2 <= novel_frac <= 0.5 else
-         "not reproduced"},
+            return row(cid, f"no {what} latents in this pair", "untestable here")
+        return row(cid, f"{100 * x:.1f} % of {what} latents {verb} it",
+                   "reproduced" if x > 0.5 else "not reproduced", x)
+    out = [
+        row("novel_fraction", f"{100 * novel_frac:.1f} %",
+            "reproduced" if 0.2 <= novel_frac <= 0.5 else "not reproduced", novel_frac),
+        share("novel_lowers", novel_lowers, "novel", "lower"),
+        share("recon_raises", recon_raises, "reconstruction", "raise"),
+        row("smooth_swaps", f"{100 * mono['fraction_of_steps_lowering_mse']:.1f} % of steps lower the MSE, "
+                            f"Spearman {mono['spearman_step_vs_mse']:.3f}",
+            "reproduced" if mono["fraction_of_steps_lowering_mse"] >= 0.9 else "not reproduced",
+            mono["fraction_of_steps_lowering_mse"]),
     ]
+    if franken is not None:
+        eq = franken.get("equal_width_mse")
+        if eq is None:
+            out.append(row("frankenstein", f"{franken['d_sae']} latents: no trained SAE that wide to compare",
+                           "untestable here"))
+        else:
+            ratio = franken["mse"] / eq
+            out.append(row("frankenstein", f"{franken['d_sae']} latents, MSE {franken['mse']:.4g} vs "
+                                           f"{eq:.4g} for the narrowest trained SAE at least as wide "
+                                           f"(ratio {ratio:.3f})",
+                           "reproduced" if ratio < 1 else "not reproduced", ratio))
+    return out

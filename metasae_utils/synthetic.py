@@ -339,6 +339,8 @@ def _assemble(spec, model, t) -> SyntheticData:
 # -- SAEs --------------------------------------------------------------------------------------------------
 
 # The synthetic families the book trains: widths around the number of true features, k near the true L0.
+#: training arguments of every synthetic SAE in the book.
+TRAIN = {"n_steps": 1000, "batch_size": 1024, "lr": 3e-3}
 FAMILIES = {"small": {"spec": {}, "widths": [32, 64, 144, 256], "k": 2},
             "paper_like": {"spec": {"paper_like": True}, "widths": [64, 128, 256, 512], "k": 6}}
 
@@ -353,8 +355,7 @@ def book_family(size: str, seed: int = 0, progress: bool = True):
     fam = FAMILIES[size]
     spec = SyntheticSpec.paper_like(seed=seed) if fam["spec"].get("paper_like") else SyntheticSpec(seed=seed)
     data = generate(spec, progress=progress)
-    saes = train_synthetic_family(data, fam["widths"], "batchtopk", k=fam["k"], n_steps=1000, batch_size=1024,
-                                  lr=3e-3, seed=seed, progress=progress)
+    saes = train_synthetic_family(data, fam["widths"], "batchtopk", k=fam["k"], seed=seed, progress=progress, **TRAIN)
     return data, fam["widths"], saes
 
 

@@ -435,6 +435,11 @@ def test_monotonicity_and_verdicts():
     assert monotonicity(down) == {"fraction_of_steps_lowering_mse": 1.0, "spearman_step_vs_mse": pytest.approx(-1.0)}
     assert monotonicity(bumpy)["fraction_of_steps_lowering_mse"] == 0.5
     v = verdicts(0.9, 0.2, monotonicity(bumpy), 0.35)
-    assert [r["verdict"] for r in v] == ["reproduced", "not reproduced", "not reproduced", "reproduced"]
+    assert [r["id"] for r in v] == ["novel_fraction", "novel_lowers", "recon_raises", "smooth_swaps"]
+    assert [r["verdict"] for r in v] == ["reproduced", "reproduced", "not reproduced", "not reproduced"]
     none = verdicts(0.9, float("nan"), monotonicity(down), 1.0)  # a pair without reconstruction latents
-    assert none[1]["verdict"] == "untestable here" and "no reconstruction latents" in none[1]["ours"]
+    assert none[2]["verdict"] == "untestable here" and "no reconstruction latents" in none[2]["ours"]
+    f = verdicts(0.9, 0.6, monotonicity(down), 0.3, {"d_sae": 10, "mse": 1.0, "equal_width_mse": 2.0})
+    assert f[-1]["id"] == "frankenstein" and f[-1]["verdict"] == "reproduced" and f[-1]["value"] == 0.5
+    f = verdicts(0.9, 0.6, monotonicity(down), 0.3, {"d_sae": 10, "mse": 1.0, "equal_width_mse": None})
+    assert f[-1]["verdict"] == "untestable here"
