@@ -72,13 +72,29 @@ def _atomic_write_text(path: Path, text: str):
     os.replace(tmp, path)
 
 
-def _dir_digest(path: Path) -> str:
+def _dir_manifest(path: Path) -> dict[str, str]:
+    """Relative name → sha256 of every file in a folder."""
+    return {str(p.relative_to(path)): file_sha256(p) for p in sorted(q for q in path.rglob("*") if q.is_file())}
+
+
+def _dir_digest(path: Path, manifest: dict[str, str] | None = None) -> str:
     """sha256 over the relative names and sha256 of every file in a folder."""
     h = hashlib.sha256()
-    for p in sorted(q for q in path.rglob("*") if q.is_file()):
-        h.update(str(p.relative_to(path)).encode())
-        h.update(file_sha256(p).encode())
+    for rel, digest in sorted((manifest if manifest is not None else _dir_manifest(path)).items()):
+        h.update(rel.encode())
+        h.update(digest.encode())
     return h.hexdigest()
+
+
+def _changed_files(path: Path, manifest_file: Path) -> str:
+    """Which files of folder ``path`` differ from its recorded manifest ('' when none was recorded)."""
+    try:
+        want = json.loads(manifest_file.read_text())
+    except (OSError, ValueError):
+        return ""
+    have = _dir_manifest(path)
+    bad = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
+    return ", ".join(f"{path / k}" + ("" if k in have else " (missing)") for k in bad)
 
 
 def _digest(path: Path) -> str:
@@ -115,6 +131,10 @@ class Entry:
     def _sum(self, name: str) -> Path:
         return self.path / f"{name}.sha256"
 
+    def _manifest(self, name: str) -> Path:
+        """For a folder artifact: its files' sha256, to name the damaged file in the warning."""
+        return self.path / f"{name}.files.json"
+
     # -- checked access ------------------------------------------------------------------------------
     def has(self, name: str) -> bool:
         """Is ``name`` complete and intact?  A corrupt file is warned about, deleted, and reported missing."""
@@ -125,8 +145,10 @@ class Entry:
             summ.unlink()
             return False
         if _digest(target) != summ.read_text().strip():
-            warnings.warn(f"cached artifact {target} failed its checksum (truncated or modified); "
-                          "deleting it and rebuilding", CorruptArtifactWarning, stacklevel=2)
+            changed = _changed_files(target, self._manifest(name)) if target.is_dir() else ""
+            warnings.warn(f"cached artifact {target} failed its checksum (truncated or modified"
+                          f"{': ' + changed if changed else ''}); deleting it and rebuilding",
+                          CorruptArtifactWarning, stacklevel=2)
             self.log("corrupt", name)
             self.remove(name)
             return False
@@ -135,6 +157,7 @@ class Entry:
     def remove(self, name: str):
         target = self.path / name
         self._sum(name).unlink(missing_ok=True)
+        self._manifest(name).unlink(missing_ok=True)
         if target.is_dir():
             shutil.rmtree(target)
         else:
@@ -150,7 +173,12 @@ class Entry:
         if tmp.is_file():
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
-        digest = _digest(tmp)
+        if tmp.is_dir():
+            manifest = _dir_manifest(tmp)
+            _atomic_write_text(self._manifest(name), json.dumps(manifest, indent=1))
+            digest = _dir_digest(tmp, manifest)
+        else:
+            digest = file_sha256(tmp)
         if target.is_dir():
             shutil.rmtree(target)
         os.replace(tmp, target)
