@@ -168,12 +168,17 @@ def _check_scalar(name, value, typ, meta):
     elif typ is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"parameter '{name}' must be a number, got {value!r} ({type(value).__name__})")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an int too large for a float
+            value = math.inf
         if not math.isfinite(value):
             raise ConfigError(f"parameter '{name}' must be a finite number, got {value!r}")
     elif typ is str:
         if not isinstance(value, str):
             raise ConfigError(f"parameter '{name}' must be a string, got {value!r} ({type(value).__name__})")
+        if not value.strip() and name != "description":
+            raise ConfigError(f"parameter '{name}' must be a non-empty string, got {value!r}")
         if "choices" in meta and value not in meta["choices"]:
             raise ConfigError(f"parameter '{name}' = {value!r} is not allowed; allowed: "
                               f"{', '.join(meta['choices'])}.{_suggest(value, meta['choices'])}")
