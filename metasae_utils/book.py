@@ -44,6 +44,8 @@ def configure(chapter: str, params: dict) -> Config:
     params = dict(params)
     preset = params.pop("preset", "offline")
     cfg = resolve(preset, **params)
+    from . import artifacts
+    artifacts.set_preset(preset)  # cache events of this kernel name the preset (for `cache prune --keep`)
     import numpy as np
     import torch
     random.seed(cfg.seed)

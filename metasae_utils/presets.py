@@ -24,6 +24,9 @@ PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
 
 ARCHITECTURES = ("standard", "batchtopk", "jumprelu", "matryoshka_batchtopk", "matching_pursuit")
 OFFLINE_MODELS = ("smollm2-135m",)
+#: layers of the presets' models, so that a hook past the last block fails before the model is loaded
+#: (any other model is checked against its hooks once loaded: ``sources.check_hook``).
+MODEL_LAYERS = {"smollm2-135m": 30, "gpt2-small": 12, "gemma-2-2b": 26}
 _HOOK_RE = re.compile(r"^blocks\.(\d+)\.hook_(resid_pre|resid_mid|resid_post|mlp_out|attn_out)$")
 
 
@@ -178,12 +181,17 @@ def _check_scalar(name, value, typ, meta):
     elif typ is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"parameter '{name}' must be a number, got {value!r} ({type(value).__name__})")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an int too large for a float
+            value = math.inf
         if not math.isfinite(value):
             raise ConfigError(f"parameter '{name}' must be a finite number, got {value!r}")
     elif typ is str:
         if not isinstance(value, str):
             raise ConfigError(f"parameter '{name}' must be a string, got {value!r} ({type(value).__name__})")
+        if not value.strip() and name != "description":
+            raise ConfigError(f"parameter '{name}' must be a non-empty string, got {value!r}")
         if "choices" in meta and value not in meta["choices"]:
             raise ConfigError(f"parameter '{name}' = {value!r} is not allowed; allowed: "
                               f"{', '.join(meta['choices'])}.{_suggest(value, meta['choices'])}")
@@ -199,6 +207,10 @@ def _check_consistency(cfg: Config):
     if not _HOOK_RE.match(cfg.hook):
         raise ConfigError(f"parameter 'hook' = {cfg.hook!r} is not a hook this book knows; allowed: "
                           "blocks.<layer>.hook_<resid_pre|resid_mid|resid_post|mlp_out|attn_out>")
+    n_layers = MODEL_LAYERS.get(cfg.model)
+    if n_layers is not None and cfg.layer >= n_layers:
+        raise ConfigError(f"parameter 'hook' = {cfg.hook!r} names block {cfg.layer}, but {cfg.model} has "
+                          f"{n_layers} blocks; allowed: blocks.0 to blocks.{n_layers - 1}")
     if list(cfg.widths) != sorted(set(cfg.widths)):
         raise ConfigError(f"parameter 'widths' = {list(cfg.widths)} must be strictly increasing")
     if cfg.arch_widths is not None and (len(cfg.arch_widths) != 2 or cfg.arch_widths[0] >= cfg.arch_widths[1]):

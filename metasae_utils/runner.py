@@ -1,7 +1,8 @@
 """The book runner: execute every chapter notebook of ``_toc.yml`` with papermill on one preset.
 
 * Notebooks run in table-of-contents order from ``notebooks/`` into ``<out>/book/``.
-* Parameters are validated for every notebook before the first one runs.
+* Parameters are validated for every notebook before the first one runs; a preset that needs the Hugging Face
+  hub fails at once (naming the 'offline' preset) when the hub cannot be reached.
 * A notebook whose inputs did not change (its source, the preset's resolved values, the package's code) is
   reused, not re-run; everything it computes is also cached (``metasae_utils.artifacts``).
 * Each notebook is executed into a temporary file; only a successful run replaces the output, so a failure
@@ -115,6 +116,9 @@ def build(preset: str = "offline", out: Path = REPO, params: dict | None = None,
             raise ConfigError(f"--only {unknown[0]!r} is not a chapter; allowed: {', '.join(stems)}")
         stems = [s for s in stems if s in only]
     cfg = resolve(preset, **params)
+    if cfg.is_hub:  # fail in seconds, before any notebook starts, when the hub cannot be reached
+        from .sources import check_hub
+        check_hub(f"preset '{preset}'")
     out = stage(out) if Path(src) == REPO else Path(out)
     (out / "book").mkdir(parents=True, exist_ok=True)
     results = []
@@ -224,12 +228,13 @@ def _collapse_injected(nb) -> None:
 
 
 def main_build(args) -> int:
+    from .sources import HubUnreachableError
     params = {}
     for name, value in args.param or []:
         params[name] = yaml.safe_load(value)
     try:
         results = build(args.preset, Path(args.out), params, args.only, args.force)
-    except (ConfigError, NotebookFailed) as e:
+    except (ConfigError, NotebookFailed, HubUnreachableError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     total = sum(r.seconds for r in results)

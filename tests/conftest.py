@@ -31,3 +31,41 @@ def gpt2_standin():
                                   n_ctx=1024, act_fn="gelu_new", normalization_type="LN", seed=0,
                                   default_prepend_bos=True, original_architecture="GPT2LMHeadModel")
     return HookedTransformer(cfg).eval()
+
+
+FAULTS = os.path.join(os.path.dirname(__file__), "faults")
+
+
+@pytest.fixture(scope="session")
+def smollm2_entry(tmp_path_factory):
+    """The converted SmolLM2 cache entry (``models/<key>``), taken from an existing cache when one holds it
+    (``$METASAE_CACHE`` or the repository's), else converted once from the GGUF into a session cache (~40 s).
+    Returns ``seed(root)``, which gives a fresh cache ``root`` that entry as symlinks (read-only use)."""
+    from pathlib import Path
+
+    from metasae_utils import artifacts, assets, sources
+    gguf = assets.smollm2_gguf()
+    key = artifacts.spec_hash({"step": "models", "version": sources.MODEL_VERSION,
+                               "spec": {"gguf": gguf.name, "size": gguf.stat().st_size}})
+    found = None
+    for root in (os.environ.get("METASAE_CACHE"), artifacts.REPO / ".cache" / "metasae"):
+        if root and (Path(root) / "models" / key / "smollm2-135m.sha256").is_file():
+            found = Path(root) / "models" / key
+            break
+    if found is None:
+        session = tmp_path_factory.mktemp("model-cache")
+        mp = pytest.MonkeyPatch()
+        mp.setenv("METASAE_CACHE", str(session))
+        sources._smollm2_safetensors()
+        mp.undo()
+        found = session / "models" / key
+
+    def seed(root):
+        dst = Path(root) / "models" / key
+        (dst / "smollm2-135m").mkdir(parents=True)
+        for name in ("spec.json", "smollm2-135m.sha256"):
+            (dst / name).write_bytes((found / name).read_bytes())
+        for f in (found / "smollm2-135m").iterdir():
+            (dst / "smollm2-135m" / f.name).symlink_to(f)
+        return Path(root)
+    return seed
