@@ -19,8 +19,9 @@ from metasae_utils import book, families, runner, sources
 from metasae_utils.presets import FIELDS, Config, ConfigError, resolve, validate
 
 HINTS = typing.get_type_hints(Config)
-NUMERIC = [n for n, f in FIELDS.items() if HINTS[n] in (int, float) or f.metadata.get("item") is int]
-FLOATS = [n for n in NUMERIC if HINTS[n] is float]
+NUMERIC = [n for n, f in FIELDS.items() if HINTS[n] in (int, float, typing.Optional[int], typing.Optional[float])
+           or f.metadata.get("item") is int]
+FLOATS = [n for n in NUMERIC if HINTS[n] in (float, typing.Optional[float])]
 STRINGS = [n for n in FIELDS if HINTS[n] in (str, typing.Optional[str])]
 
 
@@ -83,11 +84,12 @@ def test_wrong_type_fails_naming_the_parameter(name):
                          ids=["nan", "inf", "-inf", "negative", "zero", "1e400"])
 def test_nan_inf_negative_zero_and_huge_fail_or_are_in_range(name, value):
     meta = FIELDS[name].metadata
-    override = [64, value] if HINTS[name] is tuple else value
+    is_list = HINTS[name] in (tuple, typing.Optional[tuple])
+    override = [64, value] if is_list else value
     ok = _finite(value) and meta["lo"] <= value <= meta["hi"] and not (meta["positive"] and value <= 0)
     if ok:  # zero is a valid seed and L1 coefficient
         assert name in ("seed", "l1_coefficient") and value == 0
-        validate({**resolve("ci").as_dict(), name: override, "widths": [64]} if HINTS[name] is not tuple
+        validate({**resolve("ci").as_dict(), name: override, "widths": [64]} if not is_list
                  else {**resolve("ci").as_dict(), name: [value + 1]})
         return
     with pytest.raises(ConfigError) as e:
