@@ -148,3 +148,26 @@ def l0_report(rows, target: float, tol: float = 0.25) -> str:
     if not off:
         return f"L0 matched: every SAE within {100 * tol:.0f} % of {target}"
     return f"L0 NOT matched within {100 * tol:.0f} % of {target} for: " + ", ".join(off)
+
+
+def compare(train: Callable[[str, int, dict], object], l0_of: Callable[[object], float], archs, widths: tuple[int, int],
+            target_l0: float, l1_start: float, acts: torch.Tensor, meta_sae_for: Callable[[str, list], object],
+            extra: Callable[[object, object], dict] | None = None) -> tuple[list[dict], dict]:
+    """For each architecture in ``archs``: its :func:`matched_pair`, a meta-SAE on the larger decoder
+    (``meta_sae_for(arch, pair)``, e.g. a cached ``meta.cached_meta_sae``) and :func:`compare_pair` on ``acts``.
+
+    Returns ``(rows, pairs)``: one flat dict per architecture (``architecture``, the measurements, ``l1
+    (standard)``: the calibrated coefficient of the larger SAE, NaN for the others, then ``extra(small, large)``)
+    and ``{arch: [Calibration, Calibration]}``.
+    """
+    rows, pairs = [], {}
+    for arch in archs:
+        pair = matched_pair(train, l0_of, arch, widths, target_l0, l1_start)
+        small, large = pair[0].sae, pair[1].sae
+        row = {"architecture": arch, **compare_pair(small, large, acts, meta_sae_for(arch, pair)),
+               "l1 (standard)": pair[1].coefficient}
+        if extra:
+            row.update(extra(small, large))
+        rows.append(row)
+        pairs[arch] = pair
+    return rows, pairs

@@ -77,3 +77,18 @@ def test_l0_report_names_the_architectures_that_missed():
             {"architecture": "jumprelu", "l0_small": 30.0, "l0_large": 60.0}]
     assert A.l0_report(rows, 32) == "L0 NOT matched within 25 % of 32 for: jumprelu (30.0, 60.0)"
     assert A.l0_report(rows[:1], 32).startswith("L0 matched")
+
+
+def test_compare_builds_one_row_per_architecture():
+    data = S.generate(S.SyntheticSpec(n_train=1024, n_eval=512), cache=False, progress=False)
+    built = []
+
+    def train(arch, width, args):
+        built.append((arch, width))
+        return S._tied_jumprelu(data.features[:width], data, threshold=0.5)
+    rows, pairs = A.compare(train, lambda s: 2.0, ["batchtopk", "jumprelu"], (32, 64), 2, 1.0, data.eval,
+                            lambda arch, pair: None, extra=lambda a, b: {"width_large": b.cfg.d_sae})
+    assert [r["architecture"] for r in rows] == ["batchtopk", "jumprelu"] and set(pairs) == {"batchtopk", "jumprelu"}
+    assert built == [("batchtopk", 32), ("batchtopk", 64), ("jumprelu", 32), ("jumprelu", 64)]
+    assert rows[0]["novel_fraction"] == pytest.approx(0.5)  # the large SAE's last 32 features are not in the small
+    assert rows[0]["width_large"] == 64 and math.isnan(rows[0]["l1 (standard)"])
