@@ -32,6 +32,7 @@ from unittest import mock
 import torch
 
 MB = 2**20
+RESULTS = Path(__file__).resolve().parent.parent / "bench" / "results"
 
 
 def default_device() -> str:
@@ -59,6 +60,13 @@ def side_by_side(fns: dict[str, Callable[[], object]], repeats: int = 3, warmup:
             sync()
             best[name] = min(best[name], time.perf_counter() - t0)
     return best
+
+
+def load_results(preset: str | None = None) -> list[dict]:
+    """The committed bench results (``bench/results/<device>-<preset>.json``, written by ``bench/run.py``) for
+    ``preset``; all of them if none is for that preset.  Each dict has ``device``, ``preset``, ``rows``..."""
+    found = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
+    return [r for r in found if r["preset"] == preset] or found
 
 
 # -- cases: set up inputs (not counted), return the call to measure -------------------------------------------
