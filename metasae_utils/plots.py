@@ -256,3 +256,25 @@ def claims_table(rows: list[dict], presets: list[str]) -> str:
         body.append(f'<tr id="row-{escape(r["id"])}">' + "".join(cells) + "</tr>")
     return ('<table class="claims"><thead><tr><th>section</th><th>claim</th><th>paper</th>' + head +
             "<th>overall</th></tr></thead><tbody>" + "".join(body) + "</tbody></table>")
+
+
+# -- performance ---------------------------------------------------------------------------------------------
+
+def measured_lines(points: list[dict], x: str, series: dict[str, str], title: str, x_title: str, y_title: str,
+                   log: bool = True, dashed: tuple[str, ...] = ()):
+    """One line per series over ``points`` (dicts) sorted by ``x``: ``series`` maps a legend label to the key of
+    the y value (points whose value is None are skipped); labels in ``dashed`` are drawn dashed (references)."""
+    import plotly.graph_objects as go
+    fig = go.Figure()
+    pts = sorted(points, key=lambda p: p[x])
+    for (label, key), color in zip(series.items(), COLORS * 2):
+        xs = [p[x] for p in pts if p.get(key) is not None]
+        ys = [p[key] for p in pts if p.get(key) is not None]
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=label,
+                                 line=dict(color=color, dash="dash" if label in dashed else None)))
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=420,
+                      margin=dict(l=60, r=20, t=50, b=50))
+    if log:
+        fig.update_xaxes(type="log")
+        fig.update_yaxes(type="log")
+    return fig
