@@ -92,3 +92,9 @@ def test_compare_builds_one_row_per_architecture():
     assert built == [("batchtopk", 32), ("batchtopk", 64), ("jumprelu", 32), ("jumprelu", 64)]
     assert rows[0]["novel_fraction"] == pytest.approx(0.5)  # the large SAE's last 32 features are not in the small
     assert rows[0]["width_large"] == 64 and math.isnan(rows[0]["l1 (standard)"])
+
+
+def test_config_overrides_map_sparsity_args_to_preset_fields():
+    assert A.config_overrides("standard", {"l1_coefficient": 2.5}, 4e-4) == {"l1_coefficient": 2.5}
+    assert A.config_overrides("batchtopk", {"k": 32}, 4e-4) == {"k": 32}
+    assert A.config_overrides("jumprelu", {"k": 32}, 4e-4) == {"k": 32, "lr": pytest.approx(4e-3)}
