@@ -156,15 +156,16 @@ def compare_pair(small, large, acts: torch.Tensor, meta_sae=None, threshold: flo
     return out
 
 
-def l0_report(rows, target: float, tol: float = 0.25) -> str:
-    """One line saying which architectures missed the matched L0 by more than ``tol`` (relative) on held-out
-    data; ``rows``: a table with ``architecture``, ``l0_small`` and ``l0_large`` (a DataFrame or list of dicts)."""
+def l0_report(rows, target: float, tol: float = 0.25, columns=("l0_small", "l0_large"), what: str = "L0") -> str:
+    """One line saying which architectures missed ``target`` by more than ``tol`` (relative) in ``columns``
+    (default: the pair's held-out L0; ``columns=("meta_l0",)``, ``what="meta-SAE L0"`` checks the meta-SAEs'
+    k).  ``rows``: a table with ``architecture`` and those columns (a DataFrame or a list of dicts)."""
     rows = rows.to_dict("records") if hasattr(rows, "to_dict") else list(rows)
-    off = [f"{r['architecture']} ({r['l0_small']:.1f}, {r['l0_large']:.1f})" for r in rows
-           if any(abs(r[c] / target - 1) > tol for c in ("l0_small", "l0_large"))]
+    off = [f"{r['architecture']} ({', '.join(f'{r[c]:.1f}' for c in columns)})" for r in rows
+           if any(abs(r[c] / target - 1) > tol for c in columns)]
     if not off:
-        return f"L0 matched: every SAE within {100 * tol:.0f} % of {target}"
-    return f"L0 NOT matched within {100 * tol:.0f} % of {target} for: " + ", ".join(off)
+        return f"{what} matched: every value within {100 * tol:.0f} % of {target}"
+    return f"{what} NOT matched within {100 * tol:.0f} % of {target} for: " + ", ".join(off)
 
 
 def compare(train: Callable[[str, int, dict], object], l0_of: Callable[[object], float], archs, widths: tuple[int, int],

@@ -77,11 +77,25 @@ def code_hash() -> str:
     return h.hexdigest()[:16]
 
 
+def inputs_hash(notebook: Path, root: Path = REPO) -> str:
+    """Hash of the files a notebook reads besides the package: the glob patterns (relative to ``root``) listed in
+    its metadata ``metasae.inputs`` (e.g. the closing chapter's ``results/*/*.json``); "" when it lists none."""
+    import nbformat
+    patterns = nbformat.read(str(notebook), as_version=4).metadata.get("metasae", {}).get("inputs", [])
+    h = hashlib.sha256()
+    for pattern in patterns:
+        for p in sorted(Path(root).glob(pattern)):
+            h.update(str(p.relative_to(root)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()[:16] if patterns else ""
+
+
 def run_key(notebook: Path, preset: str, params: dict) -> str:
-    """What determines a chapter's output: its source, the resolved configuration and the package code."""
+    """What determines a chapter's output: its source, the resolved configuration, the package code and the
+    files it declares as inputs (:func:`inputs_hash`)."""
     cfg = resolve(preset, **params).as_dict()
-    blob = json.dumps({"src": hashlib.sha256(Path(notebook).read_bytes()).hexdigest(), "cfg": cfg, "code": code_hash()},
-                      sort_keys=True, default=str)
+    blob = json.dumps({"src": hashlib.sha256(Path(notebook).read_bytes()).hexdigest(), "cfg": cfg, "code": code_hash(),
+                       "inputs": inputs_hash(notebook)}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

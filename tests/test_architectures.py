@@ -77,6 +77,9 @@ def test_l0_report_names_the_architectures_that_missed():
             {"architecture": "jumprelu", "l0_small": 30.0, "l0_large": 60.0}]
     assert A.l0_report(rows, 32) == "L0 NOT matched within 25 % of 32 for: jumprelu (30.0, 60.0)"
     assert A.l0_report(rows[:1], 32).startswith("L0 matched")
+    meta = [{"architecture": "jumprelu", "meta_l0": 15.2}, {"architecture": "batchtopk", "meta_l0": 4.5}]
+    assert A.l0_report(meta, 4, columns=("meta_l0",), what="meta-SAE L0") == \
+        "meta-SAE L0 NOT matched within 25 % of 4 for: jumprelu (15.2)"
 
 
 def test_compare_builds_one_row_per_architecture():

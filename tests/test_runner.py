@@ -74,3 +74,22 @@ def test_cli_reports_errors_in_one_line(capsys):
     assert main(["build", "--preset", "ci", "-p", "widths", "[8, 4]"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: parameter 'widths'") and "\n" not in err
+
+
+def test_run_key_follows_declared_input_files(tmp_path):
+    import nbformat
+    from metasae_utils import runner
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["metasae"] = {"inputs": ["results/*/*.json"]}
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, str(path))
+    (tmp_path / "results" / "ci").mkdir(parents=True)
+    before = runner.inputs_hash(path, tmp_path)
+    (tmp_path / "results" / "ci" / "stitching.json").write_text("{}")
+    after = runner.inputs_hash(path, tmp_path)
+    assert before != after
+    (tmp_path / "results" / "ci" / "stitching.json").write_text('{"rows": []}')
+    assert runner.inputs_hash(path, tmp_path) != after
+    nb.metadata = {}
+    nbformat.write(nb, str(path))
+    assert runner.inputs_hash(path, tmp_path) == ""
