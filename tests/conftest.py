@@ -69,3 +69,21 @@ def smollm2_entry(tmp_path_factory):
             (dst / "smollm2-135m" / f.name).symlink_to(f)
         return Path(root)
     return seed
+
+
+def _chapter_notebook(code: str):
+    """A minimal chapter notebook for runner tests: the book's setup, a ``parameters`` cell (``preset = "ci"``),
+    ``book.configure``, then ``code``."""
+    from nbformat.v4 import new_code_cell, new_notebook
+    cells = [new_code_cell("from metasae_utils import book\n_before = set(globals())"),
+             new_code_cell('preset = "ci"', metadata={"tags": ["parameters"]}),
+             new_code_cell("cfg = book.configure('t', book.new_names(globals(), _before))"),
+             new_code_cell(code)]
+    return new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                              "language": "python"}})
+
+
+@pytest.fixture(scope="session")
+def chapter_notebook():
+    """Factory of minimal chapter notebooks (see ``_chapter_notebook``)."""
+    return _chapter_notebook

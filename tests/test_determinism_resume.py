@@ -18,7 +18,6 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
-from nbformat.v4 import new_code_cell, new_notebook
 
 from conftest import FAULTS
 from metasae_utils import artifacts
@@ -65,25 +64,17 @@ def test_ci_pipeline_twice_is_bit_identical(reference, tmp_path, smollm2_entry, 
 
 # -- resume --------------------------------------------------------------------------------------------------
 
-def _notebook(code):
-    cells = [new_code_cell("from metasae_utils import book\n_before = set(globals())"),
-             new_code_cell('preset = "ci"', metadata={"tags": ["parameters"]}),
-             new_code_cell("cfg = book.configure('t', book.new_names(globals(), _before))"),
-             new_code_cell(code)]
-    return new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                              "language": "python"}})
-
-
 @pytest.fixture
-def book_src(tmp_path):
+def book_src(tmp_path, chapter_notebook):
     """Two chapters over the real package: a_collect (chapter 1's activations), b_family (chapter 2's SAEs)."""
     root = tmp_path / "src"
     (root / "notebooks").mkdir(parents=True)
     (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n"
                                    "  - file: book/a_collect\n  - file: book/b_family\n")
-    nbformat.write(_notebook("import pipeline_run\npipeline_run.collect(cfg)"), root / "notebooks" / "a_collect.ipynb")
-    nbformat.write(_notebook("import json, pipeline_run\n"
-                             "print('METRICS', json.dumps(pipeline_run.family_metrics(cfg)))"),
+    nbformat.write(chapter_notebook("import pipeline_run\npipeline_run.collect(cfg)"),
+                   root / "notebooks" / "a_collect.ipynb")
+    nbformat.write(chapter_notebook("import json, pipeline_run\n"
+                                    "print('METRICS', json.dumps(pipeline_run.family_metrics(cfg)))"),
                    root / "notebooks" / "b_family.ipynb")
     return root
 

@@ -4,29 +4,19 @@ import json
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
 
 from metasae_utils import runner
 from metasae_utils.presets import ConfigError
 
 
-def _notebook(body):
-    cells = [new_code_cell("from metasae_utils import book\n_before = set(globals())"),
-             new_code_cell('preset = "ci"', metadata={"tags": ["parameters"]}),
-             new_code_cell("cfg = book.configure('t', book.new_names(globals(), _before))"),
-             new_code_cell(body)]
-    return new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                              "language": "python"}})
-
-
 @pytest.fixture
-def src(tmp_path):
+def src(tmp_path, chapter_notebook):
     root = tmp_path / "src"
     (root / "notebooks").mkdir(parents=True)
     (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n"
                                    "  - file: book/b_second\n  - file: book/a_first\n")
-    nbformat.write(_notebook("print('first', cfg.n_examples)"), root / "notebooks" / "a_first.ipynb")
-    nbformat.write(_notebook("if cfg.n_examples == 13:\n    raise ValueError('boom at 13')\nprint('second')"),
+    nbformat.write(chapter_notebook("print('first', cfg.n_examples)"), root / "notebooks" / "a_first.ipynb")
+    nbformat.write(chapter_notebook("if cfg.n_examples == 13:\n    raise ValueError('boom at 13')\nprint('second')"),
                    root / "notebooks" / "b_second.ipynb")
     return root
 
