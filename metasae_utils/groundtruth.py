@@ -111,6 +111,18 @@ def relation_to(large: LatentTruth, small: LatentTruth) -> list[str]:
     return out
 
 
+def truth_shares(table: dict) -> dict:
+    """The paper's readings as shares of a confusion ``table`` (``{"novel"|"reconstruction": {relation: count}}``,
+    one pair's or several pairs' summed), over labelled latents: ``novel_is_new_or_related``, ``novel_is_new``,
+    ``reconstruction_is_same_or_related`` (NaN where a class has no labelled latent)."""
+    def share(c, good):
+        labelled = sum(v for r, v in table[c].items() if r != "unlabelled")
+        return sum(table[c][r] for r in good) / labelled if labelled else float("nan")
+
+    return {"novel_is_new_or_related": share("novel", ("new", "related")), "novel_is_new": share("novel", ("new",)),
+            "reconstruction_is_same_or_related": share("reconstruction", ("same", "related"))}
+
+
 def stitching_truth(small, large, data: SyntheticData, threshold: float = 0.7,
                     truth_threshold: float = TRUTH_THRESHOLD) -> dict:
     """Confusion table of the stitching classes of ``large``'s latents against their true relation to ``small``.
@@ -119,9 +131,8 @@ def stitching_truth(small, large, data: SyntheticData, threshold: float = 0.7,
     exceeds ``threshold`` (``stitching.classify_latents``), *novel* otherwise.
 
     Returns a dict: ``table`` (``{"novel"|"reconstruction": {relation: count}}``, relations in ``RELATIONS``),
-    ``novel_is_new_or_related`` (share of labelled novel latents that are ``new`` or ``related``: the paper's
-    reading of "novel"), ``novel_is_new``, ``reconstruction_is_same_or_related`` (share of labelled
-    reconstruction latents that are ``same`` or ``related``), ``n_large``, ``n_small``.
+    the shares of :func:`truth_shares` (``novel_is_new_or_related`` is the paper's reading of "novel"),
+    ``n_large``, ``n_small``.
     """
     from .stitching import classify_latents
 
@@ -132,14 +143,7 @@ def stitching_truth(small, large, data: SyntheticData, threshold: float = 0.7,
     for c, ids in (("novel", cls.novel), ("reconstruction", cls.reconstruction)):
         for i in ids.tolist():
             table[c][rel[i]] += 1
-
-    def share(c, good):
-        labelled = sum(v for r, v in table[c].items() if r != "unlabelled")
-        return sum(table[c][r] for r in good) / labelled if labelled else float("nan")
-
-    return {"table": table, "novel_is_new_or_related": share("novel", ("new", "related")),
-            "novel_is_new": share("novel", ("new",)),
-            "reconstruction_is_same_or_related": share("reconstruction", ("same", "related")),
+    return {"table": table, **truth_shares(table),
             "n_large": int(large.W_dec.shape[0]), "n_small": int(small.W_dec.shape[0])}
 
 

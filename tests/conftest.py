@@ -83,7 +83,19 @@ def _chapter_notebook(code: str):
                                                               "language": "python"}})
 
 
+def _chapter_src(root, chapters: dict):
+    """A book source folder ``root`` for runner tests: ``_toc.yml`` listing ``chapters`` (stem -> code) in order,
+    and one ``_chapter_notebook`` per chapter in ``root/notebooks``.  Returns ``root``."""
+    import nbformat
+    (root / "notebooks").mkdir(parents=True)
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n" +
+                                   "".join(f"  - file: book/{stem}\n" for stem in chapters))
+    for stem, code in chapters.items():
+        nbformat.write(_chapter_notebook(code), root / "notebooks" / f"{stem}.ipynb")
+    return root
+
+
 @pytest.fixture(scope="session")
-def chapter_notebook():
-    """Factory of minimal chapter notebooks (see ``_chapter_notebook``)."""
-    return _chapter_notebook
+def chapter_src():
+    """Factory of book source folders for runner tests (see ``_chapter_src``)."""
+    return _chapter_src

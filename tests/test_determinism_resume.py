@@ -65,18 +65,11 @@ def test_ci_pipeline_twice_is_bit_identical(reference, tmp_path, smollm2_entry, 
 # -- resume --------------------------------------------------------------------------------------------------
 
 @pytest.fixture
-def book_src(tmp_path, chapter_notebook):
+def book_src(tmp_path, chapter_src):
     """Two chapters over the real package: a_collect (chapter 1's activations), b_family (chapter 2's SAEs)."""
-    root = tmp_path / "src"
-    (root / "notebooks").mkdir(parents=True)
-    (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n"
-                                   "  - file: book/a_collect\n  - file: book/b_family\n")
-    nbformat.write(chapter_notebook("import pipeline_run\npipeline_run.collect(cfg)"),
-                   root / "notebooks" / "a_collect.ipynb")
-    nbformat.write(chapter_notebook("import json, pipeline_run\n"
-                                    "print('METRICS', json.dumps(pipeline_run.family_metrics(cfg)))"),
-                   root / "notebooks" / "b_family.ipynb")
-    return root
+    return chapter_src(tmp_path / "src", {
+        "a_collect": "import pipeline_run\npipeline_run.collect(cfg)",
+        "b_family": "import json, pipeline_run\nprint('METRICS', json.dumps(pipeline_run.family_metrics(cfg)))"})
 
 
 class Build:

@@ -108,3 +108,11 @@ def test_meta_truth_random_meta_sae_finds_no_parents(data):
     meta_sae = sae_from(torch.randn(16, SPEC.d, generator=torch.Generator().manual_seed(3)), data)
     res = G.meta_truth(meta_sae, base, data)
     assert res["frac_roots_found"] == 0.0 and res["n_tested"] == 0 and math.isnan(res["parent_in_code"])
+
+
+def test_truth_shares_of_a_pooled_table():
+    table = {"novel": {"same": 1, "related": 2, "new": 5, "unlabelled": 9},
+             "reconstruction": {"same": 0, "related": 0, "new": 0, "unlabelled": 4}}
+    s = G.truth_shares(table)
+    assert s["novel_is_new_or_related"] == pytest.approx(7 / 8) and s["novel_is_new"] == pytest.approx(5 / 8)
+    assert math.isnan(s["reconstruction_is_same_or_related"])

@@ -10,15 +10,10 @@ from metasae_utils.presets import ConfigError
 
 
 @pytest.fixture
-def src(tmp_path, chapter_notebook):
-    root = tmp_path / "src"
-    (root / "notebooks").mkdir(parents=True)
-    (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n"
-                                   "  - file: book/b_second\n  - file: book/a_first\n")
-    nbformat.write(chapter_notebook("print('first', cfg.n_examples)"), root / "notebooks" / "a_first.ipynb")
-    nbformat.write(chapter_notebook("if cfg.n_examples == 13:\n    raise ValueError('boom at 13')\nprint('second')"),
-                   root / "notebooks" / "b_second.ipynb")
-    return root
+def src(tmp_path, chapter_src):
+    return chapter_src(tmp_path / "src", {
+        "b_second": "if cfg.n_examples == 13:\n    raise ValueError('boom at 13')\nprint('second')",
+        "a_first": "print('first', cfg.n_examples)"})
 
 
 def _stdout(path):
@@ -67,8 +62,6 @@ def test_cli_reports_errors_in_one_line(capsys):
 
 
 def test_run_key_follows_declared_input_files(tmp_path):
-    import nbformat
-    from metasae_utils import runner
     nb = nbformat.v4.new_notebook()
     nb.metadata["metasae"] = {"inputs": ["results/*/*.json"]}
     path = tmp_path / "nb.ipynb"
