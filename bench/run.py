@@ -5,7 +5,7 @@
 Prints one table and writes bench/results/<device>-<preset>.json.  Goals (from the issues) are printed beside
 each ratio; a miss is reported with its reason, never hidden.  Rows with a ``table`` (memory, scaling, book)
 carry their measurements in the JSON, which the book's Performance page reads.  Memory is the peak *extra*
-memory of a call (``metasae_utils.perf.measure``: peak RSS of a fresh subprocess on CPU,
+memory of a call (``bench/perf.py``: ``measure``: peak RSS of a fresh subprocess on CPU,
 ``torch.cuda.max_memory_allocated`` on CUDA).
 """
 
@@ -27,7 +27,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from metasae_utils import artifacts, book, families, perf, presets, runner, sources
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: the repository's root
+from bench import perf  # noqa: E402
+from metasae_utils import artifacts, book, families, presets, runner, sources  # noqa: E402
 
 RESULTS = perf.RESULTS
 MB = 2**20
@@ -78,8 +80,8 @@ def bench_max_cosine(cfg, prep) -> list[dict]:
 
 def _block_rows(n_a, n_b, chunk) -> int:
     """Rows of max_cosine's similarity block: ``chunk`` or the package's rule for its budget."""
-    from metasae_utils import stitching
-    return min(n_a, chunk or stitching._auto_chunk(n_b, torch.float32))
+    from metasae_utils.stitching.similarity import _auto_chunk
+    return min(n_a, chunk or _auto_chunk(n_b, torch.float32))
 
 
 def _predicted_bytes(n_a, n_b, d, chunk) -> int:

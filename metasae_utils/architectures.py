@@ -21,6 +21,8 @@ from typing import Callable
 
 import torch
 
+from .stitching import stitchable
+
 ORDER = ("standard", "batchtopk", "jumprelu", "matryoshka_batchtopk", "matching_pursuit")
 
 
@@ -119,12 +121,6 @@ def matched_pair(train: Callable[[str, int, dict], object], l0_of: Callable[[obj
             sae = train(architecture, width, sparsity_args(architecture, target_l0))
             out.append(Calibration(sae=sae, coefficient=float("nan"), l0=float(l0_of(sae))))
     return out
-
-
-def stitchable(sae) -> bool:
-    """Can this SAE be stitched (its latents independent; see ``stitching``)?"""
-    from .stitching import _supported_classes
-    return type(sae) in _supported_classes()
 
 
 def compare_pair(small, large, acts: torch.Tensor, meta_sae=None, threshold: float = 0.7) -> dict:

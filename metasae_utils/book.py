@@ -56,7 +56,7 @@ def configure(chapter: str, params: dict) -> Config:
     _STATE.update(chapter=chapter, preset=preset, overrides=params, start=time.time(), cfg=cfg,
                   page=page_of(chapter))
     from . import report
-    report.begin(preset, chapter)
+    report.begin(preset, chapter, _STATE["page"])
     return cfg
 
 

@@ -307,42 +307,26 @@ def split_usage(decomposition: Decomposition, offsets: dict, small: int, large: 
             "frac_children_use_more": (d > 0).double().mean().item() if len(d) else float("nan")}
 
 
-def meta_verdicts(mm: dict, frac_close: float, random_close: float, usage: dict, split: dict | None = None,
-                  k: int = 4) -> list[dict]:
-    """The paper's meta-SAE claims against our numbers (rows of ``report.row``).  ``mm``: :func:`meta_metrics`
-    of the meta-SAE on the largest SAE; ``frac_close`` / ``random_close``: share of meta-latents (and of random
-    directions) with a cosine > 0.7 match in a smaller SAE; ``usage``: width → mean meta-latents per latent
-    (one meta-SAE over all sizes); ``split``: :func:`split_usage`."""
-    from .report import row, share_verdict
+def closest_in_smaller(sims: list[dict], base_width: int, threshold: float = 0.7) -> tuple[float, float]:
+    """Share of meta-latents whose best match over every SAE narrower than ``base_width`` has cosine >
+    ``threshold``, and the same share for the random directions.  ``sims``: :func:`similarity_to_saes`.
+    Returns ``(frac_close, random_close)``; ``(0.0, 0.0)`` when no SAE is narrower."""
+    smaller = [s for s in sims if s["d_sae"] < base_width]
+    if not smaller:
+        return 0.0, 0.0
+    best = torch.stack([s["max_cos"] for s in smaller]).max(0).values  # (d_meta,)
+    rbest = torch.stack([s["random_max_cos"] for s in smaller]).max(0).values
+    return (best > threshold).double().mean().item(), (rbest > threshold).double().mean().item()
 
-    var = mm["variance_explained"]
-    per = mm["mean_meta_latents_per_latent"]
-    top = mm["max_shared_fraction"]
-    widths = sorted(usage)
-    increasing = all(usage[b] > usage[a] for a, b in zip(widths, widths[1:]))
-    out = [
-        row("meta_sparse", f"{per:.2f} meta-latents per latent (k = {k}); "
-                           f"{100 * mm['no_meta_latent_fraction']:.1f} % of latents use none",
-            "reproduced" if 0.5 * k <= per <= 1.5 * k and mm["no_meta_latent_fraction"] < 0.1 else "not reproduced",
-            per),
-        row("meta_interpretable", "see the decompositions with their contexts in the chapter", "qualitative"),
-        row("meta_variance", f"{100 * var:.1f} %", "reproduced" if 0.4 <= var <= 0.7 else "not reproduced", var),
-        row("meta_most_shared", f"the most shared meta-latent is used by {100 * top:.1f} % of latents",
-            "reproduced" if top <= 0.04 else "partly" if top <= 0.1 else "not reproduced", top),
-        row("meta_resemble_smaller", f"{100 * frac_close:.1f} % have a match > 0.7 in some smaller SAE (random "
-                                     f"directions: {100 * random_close:.1f} %)",
-            "reproduced" if frac_close >= max(2 * random_close, random_close + 0.05) else "not reproduced",
-            frac_close),
-        row("smaller_use_fewer", ", ".join(f"{w}: {usage[w]:.2f}" for w in widths),
-            "reproduced" if increasing else "not reproduced",
-            usage[widths[-1]] - usage[widths[0]] if widths else None),
-    ]
-    if split is not None:
-        if split["n_splits"] == 0:
-            out.append(row("split_gains", "no latent splits into >= 2 latents of the next size", "untestable here"))
-        else:
-            out.append(row("split_gains", f"{split['n_splits']} splits: children use {split['mean_gain']:+.2f} "
-                                          f"meta-latents on average, {100 * split['frac_children_use_more']:.0f} % "
-                                          "use more", share_verdict(split["frac_children_use_more"], 0.5, 0.3),
-                           split["frac_children_use_more"]))
-    return out
+
+def family_decoders(saes: list) -> tuple[torch.Tensor, torch.Tensor, dict[int, int]]:
+    """The decoders of a family of SAEs stacked for one meta-SAE over all sizes.
+
+    Returns ``(rows, widths, offsets)``: (sum d_sae, d_in) decoder rows in family order, (sum d_sae,) the width
+    of the SAE each row came from, and width -> index of that SAE's first row.
+    """
+    widths = [int(s.cfg.d_sae) for s in saes]
+    rows = torch.cat([s.W_dec.detach() for s in saes])
+    width_of = torch.cat([torch.full((w,), w) for w in widths])
+    starts = torch.cumsum(torch.tensor([0] + widths[:-1]), 0).tolist()
+    return rows, width_of, dict(zip(widths, starts))

@@ -242,7 +242,8 @@ def claims_table(rows: list[dict], presets: list[str]) -> str:
     head = "".join(f"<th>{escape(p)}</th><th>verdict</th>" for p in presets)
     body = []
     for r in rows:
-        cells = [f"<td>{escape(r['section'])}</td><td>{escape(r['claim'])}</td><td>{escape(r['paper'])}</td>"]
+        rule = f"<br><small>rule: {escape(r['rule'])}</small>" if r.get("rule") else ""
+        cells = [f"<td>{escape(r['section'])}</td><td>{escape(r['claim'])}{rule}</td><td>{escape(r['paper'])}</td>"]
         for p in presets:
             got = r["per_preset"].get(p)
             if got is None:

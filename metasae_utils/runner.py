@@ -59,7 +59,7 @@ def chapters(src: Path = REPO) -> list[str]:
 def _code_files() -> list[Path]:
     """The package's modules and the presets; in a git checkout only the tracked ones (a scratch file being
     written beside them is not part of any notebook's inputs)."""
-    files = sorted((REPO / "metasae_utils").glob("*.py")) + sorted((REPO / "presets").glob("*.yaml"))
+    files = sorted((REPO / "metasae_utils").rglob("*.py")) + sorted((REPO / "presets").glob("*.yaml"))
     try:
         tracked = subprocess.run(["git", "ls-files", "metasae_utils", "presets"], cwd=REPO, capture_output=True,
                                  text=True, timeout=10, check=True).stdout.split()
@@ -72,7 +72,7 @@ def code_hash() -> str:
     """Hash of the package source and presets: a change anywhere re-runs the notebooks."""
     h = hashlib.sha256()
     for p in _code_files():
-        h.update(p.name.encode())
+        h.update(str(p.relative_to(REPO)).encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:16]
 

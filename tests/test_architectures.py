@@ -7,6 +7,7 @@ import torch
 
 from metasae_utils import architectures as A
 from metasae_utils import synthetic as S
+from metasae_utils.synthetic.family import _tied_jumprelu
 
 
 def test_sparsity_args_per_architecture():
@@ -62,7 +63,7 @@ def test_compare_pair_known_by_construction():
     roots, children, free = (m.nonzero().squeeze(1) for m in (data.is_root, data.is_child, data.is_free))
 
     def sae_from(rows):
-        return S._tied_jumprelu(rows, data, threshold=0.5)
+        return _tied_jumprelu(rows, data, threshold=0.5)
     small = sae_from(torch.cat([data.features[roots], data.features[free[:32]]]))
     large = sae_from(torch.cat([data.features[children], data.features[free]]))
     res = A.compare_pair(small, large, data.eval)
@@ -88,7 +89,7 @@ def test_compare_builds_one_row_per_architecture():
 
     def train(arch, width, args):
         built.append((arch, width))
-        return S._tied_jumprelu(data.features[:width], data, threshold=0.5)
+        return _tied_jumprelu(data.features[:width], data, threshold=0.5)
     rows, pairs = A.compare(train, lambda s: 2.0, ["batchtopk", "jumprelu"], (32, 64), 2, 1.0, data.eval,
                             lambda arch, pair: None, extra=lambda a, b: {"width_large": b.cfg.d_sae})
     assert [r["architecture"] for r in rows] == ["batchtopk", "jumprelu"] and set(pairs) == {"batchtopk", "jumprelu"}

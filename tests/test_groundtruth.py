@@ -7,6 +7,7 @@ import torch
 
 from metasae_utils import groundtruth as G
 from metasae_utils import synthetic as S
+from metasae_utils.synthetic.family import _tied_jumprelu
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SPEC = S.SyntheticSpec(n_train=1024, n_eval=512)  # 16 roots x 4 children + 64 free = 144 features in d = 64
@@ -26,7 +27,7 @@ def ids(data):
 
 def sae_from(rows: torch.Tensor, data):
     """A real SAELens JumpReLU SAE whose decoder rows are ``rows`` (n, d) (tied encoder)."""
-    return S._tied_jumprelu(rows / rows.norm(dim=1, keepdim=True), data, threshold=0.5)
+    return _tied_jumprelu(rows / rows.norm(dim=1, keepdim=True), data, threshold=0.5)
 
 
 def test_labels_single_features_composites_and_noise(data):

@@ -1,11 +1,12 @@
 """Memory: the decoder max-cosine search stays within a fixed budget on shapes whose full similarity matrix does
-not fit in it (issue 8).  Peak extra memory is measured by :func:`metasae_utils.perf.measure` (peak RSS of a
+not fit in it (issue 8).  Peak extra memory is measured by :func:`bench.perf.measure` (peak RSS of a
 fresh subprocess on CPU, ``torch.cuda.max_memory_allocated`` on CUDA)."""
 
 import pytest
 import torch
 
-from metasae_utils import perf, stitching
+from bench import perf
+from metasae_utils.stitching import similarity
 
 MB = 2**20
 BUDGET = 16 * MB  # the similarity block budget handed to the package's chunk rule
@@ -15,10 +16,10 @@ N, D = 12288, 64  # full similarity matrix: 12288^2 float32 = 576 MB = 36 budget
 def test_auto_chunk_block_fits_the_budget():
     for n_b in (1, 100, 4096, 49152, 10**6):
         for dtype in (torch.float32, torch.float64):
-            rows = stitching._auto_chunk(n_b, dtype, BUDGET)
+            rows = similarity._auto_chunk(n_b, dtype, BUDGET)
             assert rows >= 1
             assert rows == 1 or rows * n_b * dtype.itemsize <= BUDGET
-    assert stitching._auto_chunk(49152, torch.float32) * 49152 * 4 <= stitching.SIM_BUDGET_BYTES
+    assert similarity._auto_chunk(49152, torch.float32) * 49152 * 4 <= similarity.SIM_BUDGET_BYTES
 
 
 def test_measurement_sees_torch_allocations():

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from metasae_utils import book, report
+from metasae_utils import book, claims, report
 
 
 @pytest.fixture
@@ -13,28 +13,13 @@ def results_dir(tmp_path, monkeypatch):
     return tmp_path / "results"
 
 
-def test_row_uses_the_registry_and_rejects_unknowns():
-    r = report.row("novel_fraction", "80 %", "not reproduced", 0.8)
-    assert r["paper"].startswith("≈ 35 %") and r["section"] == "Stitching" and r["value"] == 0.8
-    assert report.row("novel_fraction", "-", "untestable here", float("nan"))["value"] is None
-    with pytest.raises(ValueError, match="not registered"):
-        report.row("novel_fractoin", "x", "reproduced")
-    with pytest.raises(ValueError, match="verdict"):
-        report.row("novel_fraction", "x", "yes")
-
-
-def test_share_verdict_thresholds():
-    assert [report.share_verdict(x) for x in (0.9, 0.6, 0.1, float("nan"))] == [
-        "reproduced", "partly", "not reproduced", "untestable here"]
-
-
 def test_record_is_final_only_after_the_chapter_ends(results_dir, monkeypatch):
     book.configure("stitching", {"preset": "ci"})
-    assert book._STATE["page"] == "03_stitching"
-    report.record([report.row("novel_fraction", "80 %", "not reproduced", 0.8)])
+    assert book._STATE["page"] == "03_stitching" and report._CURRENT["page"] == "03_stitching"
+    report.record([claims.row("novel_fraction", "80 %", "not reproduced", 0.8)])
     assert report.load(results_dir) == {}  # a chapter that stops here leaves no final results
     assert (results_dir / "ci" / "stitching.partial.json").exists()
-    report.record([report.row("novel_fraction", "81 %", "not reproduced", 0.81)])  # same id: replaced
+    report.record([claims.row("novel_fraction", "81 %", "not reproduced", 0.81)])  # same id: replaced
     book.provenance()
     got = report.load(results_dir)
     assert list(got) == ["ci"] and got["ci"]["novel_fraction"]["ours"] == "81 %"
@@ -43,18 +28,18 @@ def test_record_is_final_only_after_the_chapter_ends(results_dir, monkeypatch):
     assert data["preset"] == "ci" and len(data["rows"]) == 1
     # a rerun that fails half-way leaves the last complete results in place
     book.configure("stitching", {"preset": "ci"})
-    report.record([report.row("novel_fraction", "10 %", "not reproduced", 0.1)])
+    report.record([claims.row("novel_fraction", "10 %", "not reproduced", 0.1)])
     assert report.load(results_dir)["ci"]["novel_fraction"]["ours"] == "81 %"
 
 
 def test_table_orders_claims_links_and_overall():
-    results = {"ci": {"novel_fraction": {**report.row("novel_fraction", "90 %", "not reproduced", 0.9),
+    results = {"ci": {"novel_fraction": {**claims.row("novel_fraction", "90 %", "not reproduced", 0.9),
                                          "page": "03_stitching"},
-                      "novel_lowers": {**report.row("novel_lowers", "99 %", "reproduced", 0.99), "page": "03_stitching"}},
-               "offline": {"novel_fraction": {**report.row("novel_fraction", "30 %", "reproduced", 0.3),
+                      "novel_lowers": {**claims.row("novel_lowers", "99 %", "reproduced", 0.99), "page": "03_stitching"}},
+               "offline": {"novel_fraction": {**claims.row("novel_fraction", "30 %", "reproduced", 0.3),
                                               "page": "03_stitching"}}}
     rows = report.table(results, link_preset="offline")
-    assert [r["id"] for r in rows] == list(report.CLAIMS)
+    assert [r["id"] for r in rows] == list(claims.CLAIMS)
     nf = rows[0]
     assert nf["overall"] == "partly" and nf["per_preset"]["offline"]["link"] == "03_stitching.html#claim-novel_fraction"
     assert nf["per_preset"]["ci"]["link"] is None
@@ -62,3 +47,13 @@ def test_table_orders_claims_links_and_overall():
     assert rows[2]["overall"] == "not measured" and rows[2]["per_preset"] == {}
     assert report.overall(["untestable here", "not reproduced"]) == "not reproduced"
     assert report.overall(["qualitative"]) == "qualitative"
+
+
+def test_report_does_not_import_book():
+    """The results files need no notebook glue: book uses report, never the other way round."""
+    import ast
+    from pathlib import Path
+    tree = ast.parse(Path(report.__file__).read_text())
+    names = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names} | {
+        n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert "book" not in names

@@ -62,13 +62,6 @@ def side_by_side(fns: dict[str, Callable[[], object]], repeats: int = 3, warmup:
     return best
 
 
-def load_results(preset: str | None = None) -> list[dict]:
-    """The committed bench results (``bench/results/<device>-<preset>.json``, written by ``bench/run.py``) for
-    ``preset``; all of them if none is for that preset.  Each dict has ``device``, ``preset``, ``rows``..."""
-    found = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
-    return [r for r in found if r["preset"] == preset] or found
-
-
 # -- cases: set up inputs (not counted), return the call to measure -------------------------------------------
 
 def _random_rows(n: int, d: int, seed: int, device: str) -> torch.Tensor:
@@ -79,10 +72,11 @@ def _random_rows(n: int, d: int, seed: int, device: str) -> torch.Tensor:
 def case_max_cosine(device: str, n_a: int, n_b: int, d: int, chunk_size: int | None = None, budget: int | None = None):
     """``stitching.max_cosine`` of random (n_a, d) and (n_b, d) rows.  ``budget`` (bytes) picks the chunk with the
     package's own rule (``_auto_chunk``) for that budget instead of the default one."""
-    from . import stitching
+    from metasae_utils import stitching
+    from metasae_utils.stitching.similarity import _auto_chunk
     A, B = _random_rows(n_a, d, 0, device), _random_rows(n_b, d, 1, device)
     if budget is not None:
-        chunk_size = stitching._auto_chunk(n_b, torch.float32, budget)
+        chunk_size = _auto_chunk(n_b, torch.float32, budget)
     stitching.max_cosine(A[:8], B[:8])  # warm-up: BLAS / allocator initialisation is not the call's memory
     return lambda: stitching.max_cosine(A, B, chunk_size=chunk_size)
 
@@ -97,7 +91,7 @@ def case_matmul(device: str, n_a: int, n_b: int, d: int):
 def case_interpolate(device: str, small: str, large: str, acts: str):
     """``stitching.interpolate`` (greedy) between two saved SAEs (``training.save_sae`` folders) on activations
     saved with ``torch.save`` ((n, d_in) tensor)."""
-    from . import stitching, training
+    from metasae_utils import stitching, training
     s, lg = training.load_sae(small, device), training.load_sae(large, device)
     x = torch.load(acts, map_location=device)
     stitching.interpolate(s, lg, x[:32], progress=False)  # warm-up: imports (scipy) and first-call set-up
@@ -165,7 +159,7 @@ def measure(case: str, device: str | None = None, repeats: int = 1, **kwargs) ->
         return _measure_here(case, device, kwargs, repeats)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]),
                                                        os.environ.get("PYTHONPATH", "")]))
-    code = "import json, sys; from metasae_utils import perf; print(json.dumps(perf._measure_here(*json.loads(sys.argv[1]))))"
+    code = "import json, sys; from bench import perf; print(json.dumps(perf._measure_here(*json.loads(sys.argv[1]))))"
     out = subprocess.run([sys.executable, "-c", code, json.dumps([case, device, kwargs, repeats])], env=env,
                          capture_output=True, text=True)
     if out.returncode:

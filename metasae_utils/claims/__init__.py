@@ -1,0 +1,14 @@
+"""The paper's claims: each declared once (:data:`CLAIMS`), judged by the verdict functions of this sub-package.
+
+Maths modules return numbers; the chapters pass them here and record the rows with
+:func:`metasae_utils.report.record`.  ``registry`` holds the declarations, the row format and the shared rules;
+``stitching``, ``meta`` and ``groundtruth`` turn a chapter's numbers into rows.
+"""
+
+from .groundtruth import architecture_verdicts, meta_truth_verdicts, stitching_truth_verdicts
+from .meta import meta_verdicts
+from .registry import CLAIMS, VERDICTS, Claim, both_verdict, row, share_verdict
+from .stitching import stitching_verdicts
+
+__all__ = ["CLAIMS", "VERDICTS", "Claim", "row", "share_verdict", "both_verdict", "stitching_verdicts",
+           "meta_verdicts", "stitching_truth_verdicts", "meta_truth_verdicts", "architecture_verdicts"]

@@ -1,0 +1,47 @@
+"""Verdicts on the claims tested against planted ground truth and across architectures (rules in
+:data:`.registry.CLAIMS`)."""
+
+from __future__ import annotations
+
+import math
+
+from .registry import both_verdict, row, share_verdict
+
+
+def stitching_truth_verdicts(shares: dict, n_pairs: int) -> list[dict]:
+    """``shares``: :func:`metasae_utils.groundtruth.truth_shares` pooled over ``n_pairs`` synthetic pairs."""
+    novel_ok, recon_ok = shares["novel_is_new_or_related"], shares["reconstruction_is_same_or_related"]
+    return [
+        row("truth_novel", f"{100 * novel_ok:.1f} % of labelled novel latents are new or related "
+                           f"(new alone: {100 * shares['novel_is_new']:.1f} %), pooled over {n_pairs} synthetic pairs",
+            share_verdict(novel_ok), novel_ok),
+        row("truth_reconstruction", f"{100 * recon_ok:.1f} % of labelled reconstruction latents are the same "
+                                    "feature or related", share_verdict(recon_ok), recon_ok),
+    ]
+
+
+def meta_truth_verdicts(mt: dict) -> list[dict]:
+    """``mt``: :func:`metasae_utils.groundtruth.meta_truth` of a meta-SAE on a synthetic family's largest SAE."""
+    found, used, chance = mt["frac_roots_found"], mt["parent_in_code"], mt["chance"]
+    ok_used = not math.isnan(used) and used >= max(0.5, 2 * chance)
+    return [row("truth_meta_parents", f"{100 * found:.0f} % of parents have a meta-latent (cos > 0.7); "
+                                      f"{100 * used:.0f} % of child latents use it (chance {100 * chance:.0f} %)",
+                both_verdict(found >= 0.5, ok_used), used)]
+
+
+def architecture_verdicts(by_arch: dict[str, dict]) -> list[dict]:
+    """``by_arch``: architecture -> its :func:`metasae_utils.architectures.compare_pair` row (on real activations)."""
+    if "matryoshka_batchtopk" in by_arch and "batchtopk" in by_arch:
+        vm = by_arch["matryoshka_batchtopk"]["meta_variance_explained"]
+        vb = by_arch["batchtopk"]["meta_variance_explained"]
+        verdict = "reproduced" if vm < vb - 0.03 else "partly" if vm < vb else "not reproduced"
+        out = [row("matryoshka_meta", f"Matryoshka {100 * vm:.1f} % vs BatchTopK {100 * vb:.1f} %", verdict, vm - vb)]
+    else:
+        out = [row("matryoshka_meta", "Matryoshka or BatchTopK not in arch_compare", "untestable here")]
+    lowers = {a: r["novel_lowers"] for a, r in by_arch.items()
+              if r.get("novel_lowers") is not None and not math.isnan(r["novel_lowers"])}
+    ok = [v > 0.5 for v in lowers.values()]
+    verdict = ("untestable here" if not ok else "reproduced" if all(ok) else "partly" if any(ok) else "not reproduced")
+    out.append(row("novel_across_arch", ", ".join(f"{a}: {100 * v:.0f} %" for a, v in lowers.items()), verdict,
+                   min(lowers.values()) if lowers else None))
+    return out
