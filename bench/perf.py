@@ -200,14 +200,16 @@ def step_seconds(marks: list[tuple[float, float]]) -> tuple[float, float]:
     return (starts[-1] - starts[0]) / (len(starts) - 1), inside[len(inside) // 2]
 
 
-def bare_fwd_bwd(batch: int, d_in: int, d_sae: int, device: str | None = None, seed: int = 0) -> Callable[[], None]:
+def bare_fwd_bwd(batch: int, d_in: int, d_sae: int, device: str | None = None, seed: int = 0,
+                 dtype: torch.dtype = torch.float32) -> Callable[[], None]:
     """The five matmuls of one SAE training step, nothing else: forward ``h = x W_enc`` (batch, d_sae) and
     ``y = h W_dec`` (batch, d_in); backward ``dW_dec = h^T dy``, ``dh = dy W_dec^T``, ``dW_enc = x^T dh``.
-    Outputs go to preallocated buffers.  Returns the call."""
+    Outputs go to preallocated buffers of ``dtype`` (bf16: the products autocast would run).  Returns the call."""
     device = device or default_device()
-    x, dy = _random_rows(batch, d_in, seed, device), _random_rows(batch, d_in, seed + 1, device)
-    W_enc, W_dec = _random_rows(d_in, d_sae, seed + 2, device), _random_rows(d_sae, d_in, seed + 3, device)
-    h, dh = torch.empty(batch, d_sae, device=device), torch.empty(batch, d_sae, device=device)
+    x, dy = _random_rows(batch, d_in, seed, device).to(dtype), _random_rows(batch, d_in, seed + 1, device).to(dtype)
+    W_enc = _random_rows(d_in, d_sae, seed + 2, device).to(dtype)
+    W_dec = _random_rows(d_sae, d_in, seed + 3, device).to(dtype)
+    h, dh = (torch.empty(batch, d_sae, device=device, dtype=dtype) for _ in range(2))
     y, g_enc, g_dec = torch.empty_like(x), torch.empty_like(W_enc), torch.empty_like(W_dec)
 
     def run():

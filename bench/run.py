@@ -28,7 +28,8 @@ import torch
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: the repository's root
-from bench import perf  # noqa: E402
+from bench import perf, precision_rows  # noqa: E402
+from bench.table import row  # noqa: E402
 from metasae_utils import artifacts, book, families, presets, runner, sources  # noqa: E402
 
 RESULTS = perf.RESULTS
@@ -38,45 +39,12 @@ FAMILY_SHORT_STEPS = 30  # steps per width actually trained by the family row (t
 SCALING_TOKENS = 10_000  # held-out tokens for the interpolate scaling (its cost is ~linear in them)
 
 
-def row(bench, name, ratio, goal, detail, why=None, **extra) -> dict:
-    """One table row.  ``goal``: ``(lo, hi)`` bounds on the ratio (None = open) or None (reported, no goal);
-    ``why`` explains a miss."""
-    lo, hi = goal or (None, None)
-    met = None if goal is None else (lo is None or ratio >= lo) and (hi is None or ratio <= hi)
-    text = ("report" if goal is None else f">= {lo:g}" if hi is None else f"<= {hi:g}" if lo is None
-            else f"{lo:g} to {hi:g}")
-    return {"bench": bench, "name": name, "ratio": ratio, "goal": text, "met": met, "detail": detail,
-            "why": None if met in (True, None) else why, "load_avg_1min": round(os.getloadavg()[0], 2), **extra}
-
-
 def _family(cfg, prep):
-    return families.load_family(cfg, prep.model.cfg.d_model, prep.train.acts, prep.train.key, progress=False)
+    return families.load_family(cfg, prep.model.cfg.d_model, prep.train.acts, prep.train.key, progress=False,
+                                eval_acts=prep.eval.acts)
 
 
 # -- rows ----------------------------------------------------------------------------------------------------
-
-def bench_collect(cfg, prep) -> list[dict]:
-    """Activation collection vs the model's bare forward to the hook layer (goal >= 0.85)."""
-    r = sources.measure_throughput(prep.model, cfg, prep.train.tokens, repeats=3)
-    return [row("collect", "activation collection / bare forward to hook", r["ratio"], (0.85, None),
-                f"{r['collect_tok_s']:,.0f} vs {r['forward_tok_s']:,.0f} tok/s, {r['n_tokens']} tokens",
-                why="collection is the same forward (stop_at_layer) plus dropping BOS and a float32 CPU copy of "
-                    "the output; a shortfall beyond that copy is timing noise from other processes")]
-
-
-def bench_max_cosine(cfg, prep) -> list[dict]:
-    """Chunked max-cosine search vs a bare torch.matmul of the same shapes (goal >= 0.7)."""
-    from metasae_utils import stitching
-    device = perf.default_device()
-    n_a, n_b, d = (98304, 49152, 768) if device == "cuda" else (16384, 8192, 576)
-    A, B = perf._random_rows(n_a, d, 0, device), perf._random_rows(n_b, d, 1, device)
-    blk = n_a if device == "cpu" else 8192  # on the GPU the full product does not fit: same work, block by block
-    t = perf.side_by_side({"matmul": lambda: [A[i:i + blk] @ B.T for i in range(0, n_a, blk)],
-                           "max_cosine": lambda: stitching.max_cosine(A, B)}, repeats=3)
-    return [row("max_cosine", f"max_cosine / bare matmul ({n_a}x{n_b}x{d}, {device})", t["matmul"] / t["max_cosine"],
-                (0.7, None), f"{t['max_cosine']:.3f} s vs {t['matmul']:.3f} s",
-                why="normalisation and the row-max reduction cost more than the product at these shapes")]
-
 
 def _block_rows(n_a, n_b, chunk) -> int:
     """Rows of max_cosine's similarity block: ``chunk`` or the package's rule for its budget."""
@@ -361,9 +329,11 @@ def _timings_agree(path: Path, done: list[dict]) -> bool:
     return all(abs(ran.get(t["notebook"], -1) - t["seconds"]) < 0.1 for t in done)
 
 
-BENCHES = {"collect": bench_collect, "max_cosine": bench_max_cosine, "memory": bench_memory,
-           "train_step": bench_train_step, "meta": bench_meta, "insertion": bench_insertion,
-           "family": bench_family, "scaling": bench_scaling, "book": bench_book}
+BENCHES = {"collect": precision_rows.bench_collect, "max_cosine": precision_rows.bench_max_cosine_fastest,
+           "memory": bench_memory, "precision": precision_rows.bench_precision,
+           "threads": precision_rows.bench_threads, "train_step": bench_train_step,
+           "meta": bench_meta, "insertion": bench_insertion, "family": bench_family, "scaling": bench_scaling,
+           "book": bench_book}
 
 
 def format_row(r: dict) -> str:

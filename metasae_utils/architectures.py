@@ -44,11 +44,20 @@ def sparsity_args(architecture: str, target_l0: float, l1_coefficient: float | N
 JUMPRELU_LR_FACTOR = 10.0
 
 
-def config_overrides(architecture: str, args: dict, lr: float) -> dict:
+#: the family's long-run recipe (L1 controller, lr decay, curves, checkpoints, twins) is switched off for the
+#: matched-L0 pairs: their sparsity is set per architecture here, and they train for ``arch_train_epochs``.
+_PLAIN_RECIPE = {"target_l0": None, "lr_decay_fraction": 0.0, "curve_points": 0, "checkpoint_fractions": None,
+                 "twins": 0}
+
+
+def config_overrides(architecture: str, args: dict, lr: float, epochs: float | None = None) -> dict:
     """Preset (``Config``) fields for training ``architecture`` with :func:`sparsity_args` ``args`` in a
-    ``families.train_family`` call: ``k`` or ``l1_coefficient``, and for JumpReLU ``lr`` scaled by
-    ``JUMPRELU_LR_FACTOR``."""
+    ``families.train_family`` call: ``k`` or ``l1_coefficient``, for JumpReLU ``lr`` scaled by
+    ``JUMPRELU_LR_FACTOR``, the plain recipe, and ``train_epochs`` = ``epochs`` when given."""
     out = {"l1_coefficient": args["l1_coefficient"]} if architecture == "standard" else {"k": int(args["k"])}
+    out.update(_PLAIN_RECIPE)
+    if epochs is not None:
+        out["train_epochs"] = float(epochs)
     if architecture == "jumprelu":
         out["lr"] = lr * JUMPRELU_LR_FACTOR
     return out
@@ -129,6 +138,7 @@ def compare_pair(small, large, acts: torch.Tensor, meta_sae=None, threshold: flo
     Returns a flat dict: ``l0_small``, ``l0_large``, ``fvu_small``, ``fvu_large``, ``novel_fraction`` (at
     ``threshold``), ``novel_lowers`` / ``recon_raises`` (shares of novel / reconstruction latents whose single
     insertion lowers / raises the MSE; NaN when the architecture cannot be stitched or the class is empty),
+    ``self_duplicate`` (:func:`~metasae_utils.stitching.self_duplicate_control` of the smaller SAE, their control),
     ``meta_variance_explained`` and ``meta_l0`` (of ``meta_sae`` on the larger decoder; NaN without one).
     """
     from . import meta, stitching
@@ -139,12 +149,11 @@ def compare_pair(small, large, acts: torch.Tensor, meta_sae=None, threshold: flo
     out = {"l0_small": rs["l0"], "l0_large": rl["l0"], "fvu_small": rs["fvu"], "fvu_large": rl["fvu"],
            "novel_fraction": cls.novel_fraction, "novel_lowers": float("nan"), "recon_raises": float("nan"),
            "meta_variance_explained": float("nan"), "meta_l0": float("nan")}
+    out["self_duplicate"] = float("nan")
     if stitchable(small) and stitchable(large):
-        d = torch.as_tensor(stitching.insertion_deltas(small, large, acts).delta_mse)
-        if len(cls.novel):
-            out["novel_lowers"] = float((d[cls.novel] < 0).double().mean())
-        if len(cls.reconstruction):
-            out["recon_raises"] = float((d[cls.reconstruction] > 0).double().mean())
+        shares = stitching.insertion_shares(cls, stitching.insertion_deltas(small, large, acts))
+        out["novel_lowers"], out["recon_raises"] = shares["novel_lowers"], shares["recon_raises"]
+        out["self_duplicate"] = stitching.self_duplicate_control(small, acts)
     if meta_sae is not None:
         mm = meta.meta_metrics(meta_sae, large.W_dec.detach())
         out["meta_variance_explained"] = mm["variance_explained"]

@@ -51,7 +51,9 @@ def configure(chapter: str, params: dict) -> Config:
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    from . import plots
+    from . import plots, precision
+    from .sources import pick_device
+    precision.configure(cfg.train_dtype, pick_device(cfg))
     plots.setup()
     _STATE.update(chapter=chapter, preset=preset, overrides=params, start=time.time(), cfg=cfg,
                   page=page_of(chapter))
@@ -96,8 +98,18 @@ def provenance_record(cfg: Config | None = None) -> dict:
     return {"chapter": _STATE.get("chapter"), "preset": _STATE.get("preset"), "overrides": _STATE.get("overrides"),
             "parameters": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.as_dict().items()},
             "versions": versions(), "git_commit": git_commit(),
+            "precision": _precision(cfg),
             "wall_time_s": round(time.time() - _STATE.get("start", time.time()), 1),
             "platform": f"{platform.system()} {platform.machine()}, {_device_name()}"}
+
+
+def _precision(cfg: Config) -> str:
+    """The model and training precisions in words, with why "auto" chose them."""
+    from .precision import resolve, summary
+    from .sources import pick_device
+    model, why = resolve(cfg.dtype, pick_device(cfg))
+    train = summary()
+    return f"model {model} ({why}); SAE training {train['dtype']} ({train['why']})"
 
 
 def _device_name() -> str:
@@ -124,7 +136,8 @@ def provenance(cfg: Config | None = None):
         '<div class="admonition note provenance"><p class="admonition-title">Provenance</p>'
         f"<p><b>Preset</b> <code>{escape(str(rec['preset']))}</code> (overrides: {overrides or 'none'}) · "
         f"<b>commit</b> <code>{escape(rec['git_commit'])}</code> · <b>wall time</b> {rec['wall_time_s']} s · "
-        f"<b>machine</b> {escape(rec['platform'])}</p><p><b>Versions</b> {vers}</p>"
+        f"<b>machine</b> {escape(rec['platform'])}</p><p><b>Precision</b> {escape(rec['precision'])}</p>"
+        f"<p><b>Versions</b> {vers}</p>"
         f"<details><summary>All parameters</summary><table><tr><th>parameter</th><th>value</th></tr>{rows}"
         "</table></details></div>"))
     return rec

@@ -72,24 +72,98 @@ def n_steps(cfg: Config, n_rows: int) -> int:
     return max(1, math.ceil(cfg.train_epochs * n_rows / cfg.train_batch_size))
 
 
+def monitored(cfg: Config) -> bool:
+    """Does the preset ask for the long-run recipe (L1 controller, lr decay, learning curves, checkpoints)?"""
+    return bool(cfg.target_l0 or cfg.lr_decay_fraction or cfg.curve_points or cfg.checkpoint_fractions)
+
+
+def _recipe(cfg: Config, architecture: str, steps: int, curves: bool) -> dict:
+    """The parts of the training recipe beyond the basic hyper-parameters (also part of the cache key); learning
+    curves only when ``curves`` (held-out activations were given)."""
+    return {"target_l0": cfg.target_l0 if architecture == "standard" else None,
+            "l1_control_until": cfg.l1_control_until, "lr_decay_steps": int(cfg.lr_decay_fraction * steps),
+            "curve_every": max(1, steps // cfg.curve_points) if cfg.curve_points and curves else 0,
+            "curve_tokens": cfg.curve_tokens,
+            "checkpoint_steps": sorted({max(1, round(f * steps)) for f in (cfg.checkpoint_fractions or ())})}
+
+
+def _train_monitored(cfg, train_acts, eval_acts, architecture, width, steps, hyper, device, progress, folder):
+    """Train one SAE with a :class:`~metasae_utils.monitor.Monitor` into ``folder``: the SAE, ``curve.json``
+    (learning curve, L1 history, final coefficient) and ``checkpoints/step_<n>``."""
+    import json
+
+    from . import training
+    from .monitor import Monitor
+    r = hyper["recipe"]
+    mon = Monitor(n_steps=steps, eval_acts=eval_acts[: r["curve_tokens"]] if r["curve_every"] else None,
+                  curve_every=r["curve_every"], checkpoint_steps=tuple(r["checkpoint_steps"]),
+                  checkpoint_dir=Path(folder) / "checkpoints", target_l0=r["target_l0"],
+                  control_until=r["l1_control_until"])
+    sae = training.train_sae(train_acts, architecture, width, n_steps=steps, batch_size=cfg.train_batch_size,
+                             lr=cfg.lr, seed=hyper["seed"], k=cfg.k, l1_coefficient=cfg.l1_coefficient, device=device,
+                             progress=progress, lr_decay_steps=r["lr_decay_steps"], monitor=mon)
+    training.save_sae(sae, folder)
+    final_l1 = mon.l1_history[-1][1] if mon.l1_history else (cfg.l1_coefficient if architecture == "standard" else None)
+    (Path(folder) / "curve.json").write_text(json.dumps({
+        "curve": mon.curve, "l1_history": mon.l1_history, "final_l1_coefficient": final_l1,
+        "checkpoints": {str(k): f"checkpoints/step_{k}" for k in sorted(mon.checkpoints)}}, indent=1))
+
+
 def train_family(cfg: Config, train_acts: torch.Tensor, acts_key: str, architecture: str | None = None,
-                 device: str = "cpu", progress: bool = True) -> list[Member]:
-    """Train (or reuse from the cache) one SAE per width of ``cfg.widths`` on ``train_acts`` (n, d_in)."""
+                 device: str = "cpu", progress: bool = True, eval_acts: torch.Tensor | None = None,
+                 widths=None, seed_offset: int = 0, twin: bool = False) -> list[Member]:
+    """Train (or reuse from the cache) one SAE per width of ``widths`` (default ``cfg.widths``) on ``train_acts``
+    (n, d_in).  ``seed_offset`` shifts every seed (seed twins); with :func:`monitored` presets each SAE also records
+    its learning curve on ``eval_acts`` (held-out activations; no curves without them) and checkpoints
+    (``Member.info``)."""
+    import json
+
     from . import training
     architecture = architecture or cfg.architecture
     steps = n_steps(cfg, len(train_acts))
+    watch = monitored(cfg)
     members = []
-    for width in cfg.widths:
+    for width in widths or cfg.widths:
         hyper = {"architecture": architecture, "width": width, "k": cfg.k, "l1_coefficient": cfg.l1_coefficient,
-                 "lr": cfg.lr, "batch_size": cfg.train_batch_size, "n_steps": steps, "seed": sae_seed(cfg.seed, width)}
-        sae, path = training.cached_sae(
-            "saes", {"activations": acts_key, **hyper},
-            lambda width=width, seed=hyper["seed"]: training.train_sae(
-                train_acts, architecture, width, n_steps=steps, batch_size=cfg.train_batch_size, lr=cfg.lr,
-                seed=seed, k=cfg.k, l1_coefficient=cfg.l1_coefficient, device=device, progress=progress),
-            FAMILY_VERSION, device)
-        members.append(Member(f"{architecture}-{width}", sae, width, architecture, path, hyper))
+                 "lr": cfg.lr, "batch_size": cfg.train_batch_size, "n_steps": steps,
+                 "seed": sae_seed(cfg.seed + seed_offset, width)}
+        spec = {"activations": acts_key, **hyper}
+        if watch:
+            hyper["recipe"] = _recipe(cfg, architecture, steps, eval_acts is not None)
+            spec = {**spec, "recipe": hyper["recipe"]}
+            sae, path = training.cached_sae("saes", spec, version=FAMILY_VERSION, device=device, make=(
+                lambda tmp, width=width, hyper=hyper: _train_monitored(
+                    cfg, train_acts, eval_acts, architecture, width, steps, hyper, device, progress, tmp)))
+            record = json.loads((path / "curve.json").read_text())
+            hyper = {**hyper, **record, "checkpoints": {int(k): path / v for k, v in record["checkpoints"].items()}}
+        else:
+            sae, path = training.cached_sae(
+                "saes", spec,
+                lambda width=width, seed=hyper["seed"]: training.train_sae(
+                    train_acts, architecture, width, n_steps=steps, batch_size=cfg.train_batch_size, lr=cfg.lr,
+                    seed=seed, k=cfg.k, l1_coefficient=cfg.l1_coefficient, device=device, progress=progress),
+                FAMILY_VERSION, device)
+        name = f"{architecture}-{width}" + ("-twin" if twin else "")
+        members.append(Member(name, sae, width, architecture, path, hyper))
     return members
+
+
+def load_twins(cfg: Config, train_acts: torch.Tensor, acts_key: str, eval_acts: torch.Tensor | None = None,
+               device: str = "cpu", progress: bool = True) -> list[Member]:
+    """Seed twins of the trained family's ``cfg.twins`` largest widths: the same recipe with every seed shifted by
+    one (empty when ``cfg.twins`` is 0 or the family is not trained here)."""
+    if cfg.family != "train" or not cfg.twins:
+        return []
+    return train_family(cfg, train_acts, acts_key, device=device, progress=progress, eval_acts=eval_acts,
+                        widths=cfg.widths[-cfg.twins:], seed_offset=1, twin=True)
+
+
+def at_checkpoint(member: Member, step: int, device: str = "cpu") -> Member:
+    """``member`` as it was after ``step`` training steps (a checkpoint saved by a monitored run)."""
+    from . import training
+    path = member.info["checkpoints"][step]
+    return Member(f"{member.name}@{step}", training.load_sae(path, device), member.width, member.architecture, path,
+                  {**member.info, "step": step})
 
 
 def load_pretrained_family(cfg: Config, device: str) -> list[Member]:
@@ -130,7 +204,8 @@ def check_d_in(members: list[Member], d_model: int, hook: str) -> None:
 
 
 def load_family(cfg: Config, d_model: int, train_acts: torch.Tensor | None = None, acts_key: str | None = None,
-                architecture: str | None = None, device: str = "cpu", progress: bool = True) -> list[Member]:
+                architecture: str | None = None, device: str = "cpu", progress: bool = True,
+                eval_acts: torch.Tensor | None = None) -> list[Member]:
     """The preset's family, whatever its source (``cfg.family``); widths checked against the model."""
     if cfg.family == "pretrained":
         members = load_pretrained_family(cfg, device)
@@ -139,6 +214,41 @@ def load_family(cfg: Config, d_model: int, train_acts: torch.Tensor | None = Non
     else:
         if train_acts is None or acts_key is None:
             raise ValueError("family = 'train' needs the training activations and their cache key")
-        members = train_family(cfg, train_acts, acts_key, architecture, device, progress)
+        members = train_family(cfg, train_acts, acts_key, architecture, device, progress, eval_acts)
     check_d_in(members, d_model, cfg.hook)
     return members
+
+
+def family_rows(members: list[Member], metrics: list[dict], n_tokens: int) -> list[dict]:
+    """One row per trained SAE for ``results/<preset>/sae_families.json``: ``width``, ``architecture``, ``steps``,
+    ``tokens`` (training samples seen), ``l1_coefficient`` (the final one), held-out ``l0``, ``fvu``,
+    ``dead_fraction`` (``metrics``: :func:`metasae_utils.evaluate.reconstruction_metrics` per member), and
+    ``l0_drift`` / ``fvu_drift`` (relative change over the last 10 % of the steps, from the learning curve; None
+    without one).  ``n_tokens``: the size of the training set."""
+    from .monitor import drift
+    rows = []
+    for m, r in zip(members, metrics):
+        info, curve = m.info, m.info.get("curve") or []
+        l1 = info.get("final_l1_coefficient", info.get("l1_coefficient") if m.architecture == "standard" else None)
+        rows.append({"name": m.name, "width": m.width, "architecture": m.architecture,
+                     "steps": info.get("n_steps"), "tokens": (info.get("n_steps") or 0) * (info.get("batch_size") or 0),
+                     "training_set_tokens": n_tokens, "l1_coefficient": l1, "l0": r["l0"], "fvu": r["fvu"],
+                     "dead_fraction": r["dead_fraction"],
+                     "l0_drift": drift(curve, "l0") if len(curve) > 1 else None,
+                     "fvu_drift": drift(curve, "fvu") if len(curve) > 1 else None})
+    return rows
+
+
+def convergence(rows: list[dict], drift_limit: float = 0.02, l0_band: float = 0.15) -> dict:
+    """Has the family converged, and is its L0 flat?  ``rows``: :func:`family_rows`.  Returns the largest
+    ``l0_drift`` and ``fvu_drift`` (None without learning curves), ``converged`` (both < ``drift_limit`` for every
+    SAE), ``l0_median`` and ``l0_spread`` (largest |L0 / median - 1|), ``flat`` (spread <= ``l0_band``)."""
+    import statistics
+    drifts = [(r["l0_drift"], r["fvu_drift"]) for r in rows if r["l0_drift"] is not None]
+    l0s = [r["l0"] for r in rows]
+    median = statistics.median(l0s) if l0s else float("nan")
+    spread = max(abs(v / median - 1) for v in l0s) if l0s else float("nan")
+    return {"max_l0_drift": max(d[0] for d in drifts) if drifts else None,
+            "max_fvu_drift": max(d[1] for d in drifts) if drifts else None,
+            "converged": bool(drifts) and len(drifts) == len(rows) and all(max(d) < drift_limit for d in drifts),
+            "l0_median": median, "l0_spread": spread, "flat": spread <= l0_band}

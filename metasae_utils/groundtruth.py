@@ -114,13 +114,16 @@ def relation_to(large: LatentTruth, small: LatentTruth) -> list[str]:
 def truth_shares(table: dict) -> dict:
     """The paper's readings as shares of a confusion ``table`` (``{"novel"|"reconstruction": {relation: count}}``,
     one pair's or several pairs' summed), over labelled latents: ``novel_is_new_or_related``, ``novel_is_new``,
-    ``reconstruction_is_same_or_related`` (NaN where a class has no labelled latent)."""
-    def share(c, good):
-        labelled = sum(v for r, v in table[c].items() if r != "unlabelled")
-        return sum(table[c][r] for r in good) / labelled if labelled else float("nan")
+    ``reconstruction_is_same_or_related`` (NaN where a class has no labelled latent), and their controls, the same
+    shares over all labelled latents whatever their class: ``all_new_or_related``, ``all_same_or_related``."""
+    def share(classes, good):
+        labelled = sum(v for c in classes for r, v in table[c].items() if r != "unlabelled")
+        return sum(table[c][r] for c in classes for r in good) / labelled if labelled else float("nan")
 
-    return {"novel_is_new_or_related": share("novel", ("new", "related")), "novel_is_new": share("novel", ("new",)),
-            "reconstruction_is_same_or_related": share("reconstruction", ("same", "related"))}
+    both = ("novel", "reconstruction")
+    return {"novel_is_new_or_related": share(("novel",), ("new", "related")), "novel_is_new": share(("novel",), ("new",)),
+            "reconstruction_is_same_or_related": share(("reconstruction",), ("same", "related")),
+            "all_new_or_related": share(both, ("new", "related")), "all_same_or_related": share(both, ("same", "related"))}
 
 
 def stitching_truth(small, large, data: SyntheticData, threshold: float = 0.7,

@@ -176,20 +176,27 @@ def cumulative_curves(curves: dict[str, list[dict]], title: str):
 
 
 def interpolation_curve(paths: list[tuple[str, list[dict]]], family_points: list[dict], extra: list[dict] = ()):
-    """The stitched (L0, MSE) path across the whole family, trained SAEs as markers, extra SAEs as stars."""
+    """The stitched (L0, MSE) path across the whole family, trained SAEs as markers, extra SAEs as stars; the steps
+    that only remove an unmatched small latent are marked as a series of their own."""
     import plotly.graph_objects as go
     fig = go.Figure()
     for (name, path), color in zip(paths, COLORS * 4):
         fig.add_trace(go.Scatter(x=[p["l0"] for p in path], y=[p["mse"] for p in path], mode="lines",
                                  name=f"swaps {name}", line=dict(color=color, width=1.5)))
+    removed = [p for _, path in paths for p in path if p["kind"] == "removed"]
+    if removed:  # steps that only remove an unmatched small latent: their own series
+        fig.add_trace(go.Scatter(x=[p["l0"] for p in removed], y=[p["mse"] for p in removed], mode="markers",
+                                 name="removals of unmatched small latents",
+                                 marker=dict(size=4, color="gray", symbol="line-ns-open")))
     fig.add_trace(go.Scatter(x=[p["l0"] for p in family_points], y=[p["mse"] for p in family_points],
                              mode="markers+text", text=[str(p["width"]) for p in family_points],
                              textposition="top right", name="trained SAEs", marker=dict(size=11, color="black")))
     for e in extra:
         fig.add_trace(go.Scatter(x=[e["l0"]], y=[e["mse"]], mode="markers", name=e["name"],
                                  marker=dict(symbol="star", size=15, color=COLORS[4])))
-    fig.update_layout(title="Interpolating across the family by swapping matched groups", xaxis_title="L0",
-                      yaxis_title="MSE (held out)", height=460)
+    fig.update_layout(title="Interpolating across the family by swapping matched groups",
+                      xaxis_title="L0 (active latents per token)", yaxis_title="MSE on held-out activations",
+                      height=460)
     return fig
 
 
@@ -252,6 +259,10 @@ def claims_table(rows: list[dict], presets: list[str]) -> str:
             ours = escape(got["ours"])
             if got.get("link"):
                 ours = f'<a href="{escape(got["link"])}">{ours}</a>'
+            ctl = got.get("control") or {}
+            if ctl.get("name") not in (None, "none"):
+                shown = "n/a" if ctl.get("value") is None else f"{ctl['value']:.3g}"
+                ours += f"<br><small>control — {escape(ctl['name'])}: {shown}</small>"
             cells.append(f"<td>{ours}</td>" + verdict(got["verdict"]))
         cells.append(verdict(r["overall"]))
         body.append(f'<tr id="row-{escape(r["id"])}">' + "".join(cells) + "</tr>")
@@ -278,4 +289,52 @@ def measured_lines(points: list[dict], x: str, series: dict[str, str], title: st
     if log:
         fig.update_xaxes(type="log")
         fig.update_yaxes(type="log")
+    return fig
+
+
+# -- training budget -------------------------------------------------------------------------------------------
+
+def learning_curves(members: list, title: str):
+    """Held-out L0 and FVU against training step, one line per SAE that recorded a learning curve (its
+    ``info["curve"]``); the shaded band is the last 10 % of steps, over which the drift is measured."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("L0 (active latents per token)", "FVU (fraction of variance "
+                                                                                         "unexplained)"))
+    curved = [m for m in members if m.info.get("curve")]
+    for m, color in zip(curved, COLORS * 3):
+        c = m.info["curve"]
+        dash = "dot" if m.name.endswith("-twin") else None
+        for col, key in ((1, "l0"), (2, "fvu")):
+            fig.add_trace(go.Scatter(x=[p["step"] for p in c], y=[p[key] for p in c], mode="lines", name=m.name,
+                                     legendgroup=m.name, showlegend=col == 1, line=dict(color=color, dash=dash)),
+                          row=1, col=col)
+    if curved:
+        last = max(m.info["curve"][-1]["step"] for m in curved)
+        for col in (1, 2):
+            fig.add_vrect(x0=0.9 * last, x1=last, fillcolor="gray", opacity=0.15, line_width=0, row=1, col=col)
+    fig.update_xaxes(title_text="training step")
+    fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_layout(title=title, height=420, margin=dict(l=60, r=20, t=70, b=50))
+    return fig
+
+
+def budget_curve(points: list[dict], claims: dict[str, tuple[str, str, str]], title: str):
+    """One small panel per claim: the claim's number and its control against the training budget.
+
+    ``points``: dicts with ``fraction`` (of the full run) and the keys named in ``claims``, which maps a panel
+    title to ``(value key, control key, y-axis title)``."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+    fig = make_subplots(rows=1, cols=len(claims), subplot_titles=list(claims))
+    xs = [p["fraction"] for p in points]
+    for col, (name, (key, ctl, y_title)) in enumerate(claims.items(), start=1):
+        fig.add_trace(go.Scatter(x=xs, y=[p[key] for p in points], mode="lines+markers", name="measured",
+                                 legendgroup="m", showlegend=col == 1, line=dict(color=COLORS[0])), row=1, col=col)
+        fig.add_trace(go.Scatter(x=xs, y=[p[ctl] for p in points], mode="lines+markers", name="control",
+                                 legendgroup="c", showlegend=col == 1, line=dict(color="gray", dash="dash")),
+                      row=1, col=col)
+        fig.update_yaxes(title_text=y_title, row=1, col=col)
+    fig.update_xaxes(title_text="fraction of the training run", type="log")
+    fig.update_layout(title=title, height=360, margin=dict(l=60, r=20, t=70, b=50))
     return fig

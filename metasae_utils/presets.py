@@ -50,7 +50,12 @@ class Config:
         "doc": "TransformerLens hook name, blocks.<layer>.hook_<resid_pre|resid_mid|resid_post|mlp_out|attn_out>"})
     text: str = field(default="sotu", metadata={
         "doc": "'sotu' (State of the Union, npm) or a Hugging Face dataset name with a 'text' column (hub)"})
-    dtype: Literal["float32", "bfloat16"] = field(default="float32", metadata={"doc": "model dtype"})
+    dtype: Literal["auto", "float32", "bfloat16"] = field(default="auto", metadata={
+        "doc": "model precision for activation collection (activations are stored in it): 'auto' = bfloat16 on "
+               "CUDA and on CPUs with Intel AMX, float32 elsewhere"})
+    train_dtype: Literal["auto", "float32", "bfloat16"] = field(default="auto", metadata={
+        "doc": "SAE and meta-SAE training precision: 'bfloat16' runs each step under torch.autocast (fp32 master "
+               "weights and Adam); 'auto' = bfloat16 on CUDA and on CPUs with Intel AMX, float32 elsewhere"})
     device: Literal["auto", "cpu", "cuda"] = field(default="auto", metadata={"doc": "torch device"})
     seed: int = field(default=0, metadata={"doc": "seed for every random choice", **_range(0, 2**31 - 1)})
 
@@ -79,6 +84,25 @@ class Config:
     train_batch_size: int = field(default=1024, metadata={"doc": "activations per SAE step", **_range(1, 2**20)})
     train_epochs: float = field(default=1.0, metadata={"doc": "passes over the training activations",
                                                       **_range(0.01, 1000.0, positive=True)})
+    target_l0: Optional[float] = field(default=None, metadata={
+        "doc": "standard SAEs: the L0 that an L1 controller steers every width to during the first "
+               "l1_control_until of training (None: one fixed l1_coefficient for all widths)",
+        **_range(0.5, 4096.0, positive=True)})
+    l1_control_until: float = field(default=0.7, metadata={
+        "doc": "fraction of the run after which the L1 coefficient is frozen", **_range(0.05, 1.0, positive=True)})
+    lr_decay_fraction: float = field(default=0.0, metadata={
+        "doc": "fraction of the training steps over which the learning rate decays linearly to 0",
+        **_range(0.0, 0.9)})
+    curve_points: int = field(default=0, metadata={
+        "doc": "held-out evaluations (L0, FVU) per training run: the learning curves (0: none)", **_range(0, 1000)})
+    curve_tokens: int = field(default=8192, metadata={"doc": "held-out activations used for the learning curves",
+                                                      **_range(256, 10**7)})
+    checkpoint_fractions: Optional[tuple] = field(default=None, metadata={
+        "doc": "fractions of each training run saved as checkpoints (the budget curve), strictly increasing in "
+               "(0, 1)", "item": float, **_range(0.001, 0.999, positive=True)})
+    twins: int = field(default=0, metadata={
+        "doc": "how many of the family's largest widths also get a seed twin (same recipe, another seed), the "
+               "control of the stitching numbers: 2 = the headline pair", **_range(0, 64)})
     compare_architectures: tuple = field(default=("batchtopk",), metadata={
         "doc": "further architectures trained at the same widths for comparison (family: train)", "item": str,
         "choices": ARCHITECTURES})
@@ -90,6 +114,9 @@ class Config:
         "doc": "the two widths of each architecture's pair (default: the family's first two)", "item": int,
         **_range(1, 2**22)})
     arch_l0: Optional[int] = field(default=None, metadata={"doc": "the matched L0 (default: k)", **_range(1, 4096)})
+    arch_train_epochs: float = field(default=1.0, metadata={
+        "doc": "passes over the training activations for each SAE of the matched-L0 architecture pairs",
+        **_range(0.01, 1000.0, positive=True)})
     arch_meta_steps: int = field(default=300, metadata={"doc": "meta-SAE steps per architecture",
                                                         **_range(1, 10**6)})
     arch_synthetic_steps: int = field(default=1000, metadata={
@@ -222,6 +249,9 @@ def _check_consistency(cfg: Config):
                           "give one id per width")
     if cfg.family == "local" and not cfg.sae_dir:
         raise ConfigError("parameter 'sae_dir' is required when family = 'local'")
+    if cfg.checkpoint_fractions is not None and list(cfg.checkpoint_fractions) != sorted(set(cfg.checkpoint_fractions)):
+        raise ConfigError(f"parameter 'checkpoint_fractions' = {list(cfg.checkpoint_fractions)} must be strictly "
+                          "increasing")
     if cfg.n_train_tokens < cfg.train_batch_size:
         raise ConfigError(f"parameter 'n_train_tokens' = {cfg.n_train_tokens} must be at least "
                           f"'train_batch_size' = {cfg.train_batch_size}")

@@ -49,6 +49,18 @@ def record(rows: list[dict]) -> None:
     display(HTML("".join(f'<span id="claim-{r["id"]}"></span>' for r in rows)))
 
 
+def record_table(name: str, rows: list[dict]) -> None:
+    """A table of measurements (not verdicts), e.g. ``sae_families``: written as ``results/<preset>/<name>.json``
+    (``{"kind": "table", "rows": [...]}``) when the running chapter finishes, like its verdicts."""
+    if "chapter" not in _CURRENT:
+        raise RuntimeError("book.configure(...) must run before report.record_table()")
+    partial, _ = _paths(_CURRENT["preset"], name)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_text(json.dumps({"kind": "table", "chapter": _CURRENT["chapter"], "rows": rows}, indent=1,
+                                  default=float))
+    _CURRENT.setdefault("tables", []).append(name)
+
+
 def begin(preset: str, chapter: str, page: str | None = None) -> None:
     """Start a chapter's results afresh (drops a partial file left by a failed run); ``page`` is the book page
     (notebook stem) that its anchors live on, the chapter name by default."""
@@ -60,7 +72,12 @@ def begin(preset: str, chapter: str, page: str | None = None) -> None:
 
 def finalize(preset: str, chapter: str, provenance: dict) -> Path | None:
     """Make the chapter's partial results final (atomic rename), stamped with its provenance record."""
-    partial, final = _paths(preset, chapter)
+    for table in _CURRENT.get("tables", []) if _CURRENT.get("chapter") == chapter else []:
+        _finalize_file(*_paths(preset, table), preset, provenance)
+    return _finalize_file(*_paths(preset, chapter), preset, provenance)
+
+
+def _finalize_file(partial: Path, final: Path, preset: str, provenance: dict) -> Path | None:
     if not partial.exists():
         return None
     data = json.loads(partial.read_text())
@@ -80,6 +97,8 @@ def load(root: Path | None = None) -> dict[str, dict[str, dict]]:
         if path.name.endswith(".partial.json"):
             continue
         data = json.loads(path.read_text())
+        if data.get("kind") == "table":
+            continue
         for r in data.get("rows", []):
             out.setdefault(path.parent.name, {})[r["id"]] = {**r, "commit": data.get("git_commit")}
     return out
@@ -110,7 +129,8 @@ def table(results: dict[str, dict[str, dict]], presets: list[str] | None = None,
             if got is None:
                 continue
             link = f"{got['page']}.html#claim-{cid}" if p == link_preset else None
-            r["per_preset"][p] = {"ours": got["ours"], "verdict": got["verdict"], "link": link}
+            r["per_preset"][p] = {"ours": got["ours"], "verdict": got["verdict"], "link": link,
+                                  "value": got.get("value"), "control": got.get("control")}
         r["overall"] = overall([v["verdict"] for v in r["per_preset"].values()]) if r["per_preset"] \
             else "not measured"
         rows.append(r)
@@ -126,3 +146,9 @@ def load_bench(preset: str | None = None, root: Path | None = None) -> list[dict
     ``device``, ``preset``, ``date``, ``rows``, ..."""
     found = [json.loads(p.read_text()) for p in sorted(Path(root or BENCH_RESULTS).glob("*.json"))]
     return [r for r in found if r["preset"] == preset] or found
+
+
+def load_table(preset: str, name: str, root: Path | None = None) -> list[dict]:
+    """The rows of ``results/<preset>/<name>.json`` written by :func:`record_table` ([] when absent)."""
+    path = Path(root or RESULTS) / preset / f"{name}.json"
+    return json.loads(path.read_text())["rows"] if path.exists() else []

@@ -93,10 +93,19 @@ def inputs_hash(notebook: Path, root: Path = REPO) -> str:
 def run_key(notebook: Path, preset: str, params: dict) -> str:
     """What determines a chapter's output: its source, the resolved configuration, the package code and the
     files it declares as inputs (:func:`inputs_hash`)."""
-    cfg = resolve(preset, **params).as_dict()
-    blob = json.dumps({"src": hashlib.sha256(Path(notebook).read_bytes()).hexdigest(), "cfg": cfg, "code": code_hash(),
-                       "inputs": inputs_hash(notebook)}, sort_keys=True, default=str)
+    config = resolve(preset, **params)
+    blob = json.dumps({"src": hashlib.sha256(Path(notebook).read_bytes()).hexdigest(), "cfg": config.as_dict(),
+                       "precision": resolved_precision(config), "code": code_hash(), "inputs": inputs_hash(notebook)},
+                      sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def resolved_precision(cfg) -> dict[str, list[str]]:
+    """What "auto" precisions mean on this machine: ``{"model": [dtype, why], "training": [dtype, why]}``."""
+    from .precision import resolve
+    from .sources import pick_device
+    device = pick_device(cfg)
+    return {"model": list(resolve(cfg.dtype, device)), "training": list(resolve(cfg.train_dtype, device))}
 
 
 def _existing_key(path: Path) -> str | None:
@@ -135,6 +144,7 @@ def build(preset: str = "offline", out: Path = REPO, params: dict | None = None,
         check_hub(f"preset '{preset}'")
     out = stage(out) if Path(src) == REPO else Path(out)
     (out / "book").mkdir(parents=True, exist_ok=True)
+    tqdm.write("precision: " + "; ".join(f"{what} {d} ({why})" for what, (d, why) in resolved_precision(cfg).items()))
     results = []
     for stem in tqdm(stems, desc=f"book [{preset}]", unit="notebook"):
         target = out / "book" / f"{stem}.ipynb"

@@ -36,6 +36,12 @@ class HubUnreachableError(RuntimeError):
 
 # -- devices and the hub -----------------------------------------------------------------------------
 
+def model_dtype(cfg: Config) -> str:
+    """The model's compute dtype name: ``cfg.dtype``, with "auto" resolved for the preset's device."""
+    from .precision import resolve
+    return resolve(cfg.dtype, pick_device(cfg))[0]
+
+
 def pick_device(cfg: Config) -> str:
     if cfg.device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -102,7 +108,7 @@ def hooked_from_hf(hf_model, tokenizer, config_dir: Path, device: str, dtype: to
 def load_model(cfg: Config):
     """The preset's TransformerLens model, in eval mode, on the preset's device."""
     device = pick_device(cfg)
-    dtype = getattr(torch, cfg.dtype)
+    dtype = getattr(torch, model_dtype(cfg))
     if cfg.model == "smollm2-135m":
         from transformers import AutoModelForCausalLM, AutoTokenizer
         folder = _smollm2_safetensors()
@@ -244,8 +250,9 @@ class Activations:
 
 
 def _collect(model, tokens: torch.Tensor, hook: str, batch_size: int) -> torch.Tensor:
-    """Activations of ``tokens`` (n_seq, ctx) without BOS: float32 (n_seq * (ctx - 1), d_model) on the CPU."""
-    outs = [forward_to_hook(model, tokens[i:i + batch_size], hook)[:, 1:].float().cpu()
+    """Activations of ``tokens`` (n_seq, ctx) without BOS: (n_seq * (ctx - 1), d_model) on the CPU, in the model's
+    dtype (a bf16 forward's activations are stored as bf16: widening them would double the cache and add nothing)."""
+    outs = [forward_to_hook(model, tokens[i:i + batch_size], hook)[:, 1:].cpu()
             for i in range(0, len(tokens), batch_size)]
     return torch.cat(outs).reshape(-1, model.cfg.d_model)
 
@@ -255,10 +262,11 @@ def collect_activations(model, cfg: Config, tokens: torch.Tensor, split: str,
     """Activations of ``tokens`` (n_seq, ctx) at ``cfg.hook``, cached chunk by chunk.
 
     A chunk already on disk (and intact) is reused; a killed run resumes at the first missing chunk.
-    Returns float32 activations (n_seq * (ctx - 1), d_model) on the CPU.
+    Chunks are stored in the model's dtype; the returned activations (n_seq * (ctx - 1), d_model) are float32
+    on the CPU (every measurement downstream is exact arithmetic on the stored values).
     """
     check_hook(model, cfg.hook)
-    spec = {"model": cfg.model, "dtype": cfg.dtype, "hook": cfg.hook, "text": cfg.text, "split": split,
+    spec = {"model": cfg.model, "dtype": model_dtype(cfg), "hook": cfg.hook, "text": cfg.text, "split": split,
             "context_size": cfg.context_size, "eval_every": cfg.eval_every, "seed": cfg.seed,
             "n_seq": len(tokens), "chunk_seqs": chunk_seqs}
     entry = artifacts.entry("activations", spec, ACTIVATIONS_VERSION)
@@ -279,7 +287,7 @@ def collect_activations(model, cfg: Config, tokens: torch.Tensor, split: str,
             entry.put(name, lambda p, a=acts: save_file({"acts": a}, str(p)))
         else:
             entry.log("reused", name)
-        parts.append(load_file(str(entry.path / name))["acts"])
+        parts.append(load_file(str(entry.path / name))["acts"].float())
         bar.update(parts[-1].shape[0])
     bar.close()
     return Activations(torch.cat(parts), tokens, cfg.hook,

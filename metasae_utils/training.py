@@ -54,6 +54,8 @@ from unittest import mock
 
 import torch
 
+from .checks import _check_choice, _check_device, _check_int, _check_number, check_data
+
 ARCHITECTURES = ("standard", "batchtopk", "jumprelu", "matryoshka_batchtopk", "matching_pursuit")
 
 #: architectures whose sparsity is set by ``k`` and that cannot train without it.
@@ -112,47 +114,6 @@ def build_training_config(architecture: str, d_in: int, d_sae: int, *, n_steps: 
     return cfg_cls(d_in=d_in, d_sae=d_sae, dtype="float32", device=device, **fields)
 
 
-# -- input checks ----------------------------------------------------------------------------------------
-
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"{name} = {value!r} is not allowed; choose one of {', '.join(map(repr, choices))}")
-
-
-def _check_int(name, value, lo=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-        raise ValueError(f"{name} must be an int >= {lo}, got {value!r}")
-
-
-def _check_number(name, value, *, positive=False, nonneg=False):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or (positive and value <= 0) or (nonneg and value < 0):
-        kind = "a positive" if positive else "a non-negative" if nonneg else "a finite"
-        raise ValueError(f"{name} must be {kind} number, got {value!r}")
-
-
-def check_data(name: str, data) -> None:
-    """``data`` must be a finite floating tensor of shape (n >= 1, d >= 1)."""
-    if not isinstance(data, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor of shape (n, d), got {type(data).__name__}")
-    if data.ndim != 2 or data.shape[0] < 1 or data.shape[1] < 1:
-        raise ValueError(f"{name} must have shape (n, d) with n, d >= 1, got {tuple(data.shape)}")
-    if not data.is_floating_point():
-        raise ValueError(f"{name} must be a floating tensor, got dtype {data.dtype}")
-    if not torch.isfinite(data).all():
-        raise ValueError(f"{name} contains NaN or inf")
-
-
-def _check_device(device) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise ValueError(f"device = {device!r} is not a torch device ({e})") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device = {device!r} but CUDA is not available here")
-    return dev
-
-
 # -- data provider, trainer ------------------------------------------------------------------------------
 
 def shuffled_batches(data: torch.Tensor, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
@@ -172,12 +133,24 @@ def _trainer_class():
     from sae_lens.training.sae_trainer import SAETrainer
 
     class _Trainer(SAETrainer):
-        """SAETrainer whose progress bar moves every ``pbar_interval`` steps (SAELens: every 100)."""
+        """SAETrainer whose progress bar moves every ``pbar_interval`` steps (SAELens: every 100) and that hands
+        every step to ``monitor`` (:class:`metasae_utils.monitor.Monitor`), if one is set."""
 
         pbar_interval = 100
+        monitor = None
+        _last = None
 
         def _update_pbar(self, step_output, pbar, update_interval=100):  # noqa: ARG002
             super()._update_pbar(step_output, pbar, update_interval=self.pbar_interval)
+
+        def step(self, batch):
+            self._last = super().step(batch)
+            return self._last
+
+        def _checkpoint_if_needed(self):
+            super()._checkpoint_if_needed()
+            if self.monitor is not None:
+                self.monitor.after_step(self, self._last)
 
     return _Trainer
 
@@ -203,7 +176,7 @@ def train_sae(data: torch.Tensor, architecture: str, d_sae: int, *, n_steps: int
               progress: bool = True, normalize_activations: bool = True,
               normalize_decoder_rows: bool | None = None, b_dec_init: str = "mean", freeze_b_dec: bool = False,
               dead_feature_window: int | None = None, lr_warm_up_steps: int = 0, lr_decay_steps: int = 0,
-              **arch_kwargs):
+              autocast: bool | None = None, monitor=None, **arch_kwargs):
     """Train a SAELens SAE of ``architecture`` on the rows of ``data`` and return its inference SAE.
 
     Args:
@@ -237,6 +210,11 @@ def train_sae(data: torch.Tensor, architecture: str, d_sae: int, *, n_steps: int
             auxiliary loss).  Default ``min(1000, max(1, n_steps // 10))`` — SAELens' 1000 is longer than
             a short run.
         lr_warm_up_steps, lr_decay_steps: SAETrainer's linear lr warm-up / final decay to 0 (default none).
+        autocast: run each training step under ``torch.autocast(device, torch.bfloat16)`` (SAELens
+            ``SAETrainerConfig(autocast=True)``: bf16 products, fp32 master weights and Adam).  ``None``
+            (default): when this process's training precision is bf16 (:func:`metasae_utils.precision.configure`).
+        monitor: a :class:`metasae_utils.monitor.Monitor` called after every step (learning curves, checkpoints,
+            the L1 controller); its results stay on it.
         **arch_kwargs: any other field of the architecture's SAELens training config
             (e.g. ``aux_loss_coefficient``, ``matryoshka_widths``, ``l0_coefficient``,
             ``rescale_acts_by_decoder_norm``, ``topk_threshold_lr``).
@@ -280,6 +258,9 @@ def train_sae(data: torch.Tensor, architecture: str, d_sae: int, *, n_steps: int
         raise ValueError(f"lr_warm_up_steps + lr_decay_steps = {lr_warm_up_steps + lr_decay_steps} "
                          f"exceeds n_steps = {n_steps}")
     dev = _check_device(device)
+    if autocast is None:
+        from .precision import training_dtype
+        autocast = training_dtype() == "bfloat16"
     n, d_in = data.shape
     cfg = build_training_config(architecture, d_in, d_sae, n_steps=n_steps, k=k,
                                 l1_coefficient=l1_coefficient, device=str(dev), **arch_kwargs)
@@ -299,6 +280,7 @@ def train_sae(data: torch.Tensor, architecture: str, d_sae: int, *, n_steps: int
         "architecture": architecture, "n_steps": n_steps, "batch_size": batch_size, "lr": lr,
         "seed": seed, "k": k, "n_rows": n, "normalize_activations": normalize_activations,
         "b_dec_init": b_dec_init, "freeze_b_dec": freeze_b_dec, "dead_feature_window": dead_feature_window,
+        "autocast": bool(autocast),
     }
 
     trainer_cfg = SAETrainerConfig(
@@ -312,6 +294,7 @@ def train_sae(data: torch.Tensor, architecture: str, d_sae: int, *, n_steps: int
         dead_feature_window=dead_feature_window,
         feature_sampling_window=n_steps,  # one window: the saved L0 covers the whole run
         logger=LoggingConfig(log_to_wandb=False),
+        autocast=bool(autocast),
     )
 
     devices = [dev.index or 0] if dev.type == "cuda" else []
@@ -329,9 +312,13 @@ def train_sae(data: torch.Tensor, architecture: str, d_sae: int, *, n_steps: int
         trainer = _trainer_class()(cfg=trainer_cfg, sae=training_sae,
                                    data_provider=shuffled_batches(x, batch_size, generator))
         trainer.pbar_interval = max(1, min(100, n_steps // 100))
+        trainer.monitor = monitor
+        if monitor is not None:
+            monitor.normalize_decoder_rows = normalize_decoder_rows
         if scale is not None:
             trainer.activation_scaler.scaling_factor = scale  # fit() then skips its estimate and folds this
-        with _trainer_progress(progress):
+        from .threads import limited, threads_for
+        with _trainer_progress(progress), limited(threads_for(batch_size, d_in, d_sae)):
             training_sae = trainer.fit()
 
     with tempfile.TemporaryDirectory(prefix="metasae_train_") as tmp:
@@ -366,10 +353,22 @@ def load_sae(path: str | Path, device: str = "cpu"):
     return SAE.load_from_disk(path, device=str(dev)).eval()
 
 
-def cached_sae(step: str, spec: dict, train, version: int = 1, device: str = "cpu", **info):
+def cached_sae(step: str, spec: dict, train=None, version: int = 1, device: str = "cpu", *, make=None, **info):
     """``train()`` (→ SAE) once per ``(step, spec, version)``: the SAE is saved with SAELens into the artifact
     cache and always returned as loaded back with ``SAE.load_from_disk``, so a fresh and a cached run hand out
-    the same object.  ``info`` goes to the cache log.  Returns ``(sae, path)``."""
+    the same object.  ``info`` goes to the cache log.  Returns ``(sae, path)``.
+
+    ``make(folder)`` instead of ``train``: it trains, saves the SAE into ``folder`` (:func:`save_sae`) and may
+    write further files beside it (learning curves, checkpoints), all checksummed with the SAE.
+
+    The process's training precision (:func:`metasae_utils.precision.training_dtype`) is part of the key when it
+    is not fp32 (fp32 keys are those of runs made before precision was a setting)."""
     from . import artifacts
-    path = artifacts.entry(step, spec, version).get_or_make("sae", lambda tmp: save_sae(train(), tmp), **info)
+    from .precision import training_dtype
+    if training_dtype() != "float32":
+        spec = {**spec, "train_dtype": training_dtype()}
+    if (train is None) == (make is None):
+        raise ValueError("give exactly one of train (-> SAE) and make (folder -> None)")
+    make = make or (lambda tmp: save_sae(train(), tmp))
+    path = artifacts.entry(step, spec, version).get_or_make("sae", make, **info)
     return load_sae(path, device=device), path

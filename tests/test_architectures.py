@@ -99,6 +99,8 @@ def test_compare_builds_one_row_per_architecture():
 
 
 def test_config_overrides_map_sparsity_args_to_preset_fields():
-    assert A.config_overrides("standard", {"l1_coefficient": 2.5}, 4e-4) == {"l1_coefficient": 2.5}
-    assert A.config_overrides("batchtopk", {"k": 32}, 4e-4) == {"k": 32}
-    assert A.config_overrides("jumprelu", {"k": 32}, 4e-4) == {"k": 32, "lr": pytest.approx(4e-3)}
+    plain = A._PLAIN_RECIPE
+    assert A.config_overrides("standard", {"l1_coefficient": 2.5}, 4e-4) == {"l1_coefficient": 2.5, **plain}
+    assert A.config_overrides("batchtopk", {"k": 32}, 4e-4, 0.5) == {"k": 32, **plain, "train_epochs": 0.5}
+    assert A.config_overrides("jumprelu", {"k": 32}, 4e-4) == {"k": 32, "lr": pytest.approx(4e-3), **plain}
+    assert plain["target_l0"] is None and plain["checkpoint_fractions"] is None  # the pairs set their own L0

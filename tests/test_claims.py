@@ -31,45 +31,95 @@ def test_share_and_both_verdicts():
         "reproduced", "partly", "partly", "not reproduced"]
 
 
-def test_stitching_verdicts():
-    down = [{"mse": v} for v in (5, 4, 3, 2, 1)]
-    bumpy = [{"mse": v} for v in (5, 6, 3, 4, 1)]
-    verdicts = claims.stitching_verdicts
-    v = verdicts(0.9, 0.2, monotonicity(bumpy), 0.35)
+def test_a_number_equal_to_its_control_is_never_reproduced():
+    r = claims.row("meta_variance", "50 %", "reproduced", 0.5, ("random rows", 0.5))
+    assert r["verdict"] == "not reproduced" and "equal to its control" in r["ours"]
+    assert r["control"] == {"name": "random rows", "value": 0.5}
+    assert claims.row("meta_variance", "50 %", "reproduced", 0.5, ("random rows", 0.2))["verdict"] == "reproduced"
+    assert claims.row("meta_variance", "-", "untestable here")["control"] == {"name": "none", "value": None}
+
+
+def _shares(lowers, raises, novel_raises):
+    return {"novel_lowers": lowers, "recon_raises": raises, "novel_raises": novel_raises}
+
+
+def test_stitching_verdicts_carry_their_controls():
+    down = monotonicity([{"mse": v} for v in (5, 4, 3, 2, 1)])
+    bumpy = monotonicity([{"mse": v} for v in (5, 6, 3, 4, 1)])
+    v = claims.stitching_verdicts(0.35, 0.10, _shares(0.9, 0.8, 0.1), 0.2, down, bumpy)
     assert [r["id"] for r in v] == ["novel_fraction", "novel_lowers", "recon_raises", "smooth_swaps"]
-    assert [r["verdict"] for r in v] == ["reproduced", "reproduced", "not reproduced", "not reproduced"]
-    none = verdicts(0.9, float("nan"), monotonicity(down), 1.0)  # a pair without reconstruction latents
+    assert [r["verdict"] for r in v] == ["reproduced"] * 4
+    assert all(r["control"]["name"] != "none" for r in v)
+    # the novel fraction is no larger than between seed twins of one width: seed noise, not size
+    assert claims.stitching_verdicts(0.35, 0.33, _shares(0.9, 0.8, 0.1), 0.2, down, bumpy)[0]["verdict"] == \
+        "not reproduced"
+    # self-duplicates lower the MSE for most latents: both insertion claims are untestable on this family
+    u = claims.stitching_verdicts(0.35, 0.1, _shares(0.99, 0.01, 0.01), 0.93, down, bumpy)
+    assert [r["verdict"] for r in u[1:3]] == ["untestable here"] * 2 and "93 %" in u[1]["ours"]
+    # novel latents lower the MSE, but no more often than copies of the small SAE's own latents do
+    w = claims.stitching_verdicts(0.35, 0.1, _shares(0.45, 0.8, 0.5), 0.4, down, bumpy)
+    assert w[1]["verdict"] == "not reproduced" and w[2]["verdict"] == "reproduced"
+    assert claims.stitching_verdicts(0.35, 0.1, _shares(0.9, 0.3, 0.25), 0.2, bumpy, down)[3]["verdict"] == \
+        "not reproduced"
+    none = claims.stitching_verdicts(0.9, None, _shares(0.9, float("nan"), 0.1), 0.2, down, bumpy)
     assert none[2]["verdict"] == "untestable here" and "no reconstruction latents" in none[2]["ours"]
-    f = verdicts(0.9, 0.6, monotonicity(down), 0.3, {"d_sae": 10, "mse": 1.0, "equal_width_mse": 2.0})
+    assert none[0]["control"]["value"] is None
+    f = claims.stitching_verdicts(0.3, 0.1, _shares(0.9, 0.6, 0.1), 0.2, down, bumpy,
+                                  franken={"d_sae": 10, "mse": 1.0, "equal_width_mse": 2.0})
     assert f[-1]["id"] == "frankenstein" and f[-1]["verdict"] == "reproduced" and f[-1]["value"] == 0.5
-    f = verdicts(0.9, 0.6, monotonicity(down), 0.3, {"d_sae": 10, "mse": 1.0, "equal_width_mse": None})
-    assert f[-1]["verdict"] == "untestable here"
+    assert claims.stitching_verdicts(0.3, 0.1, _shares(0.9, 0.6, 0.1), 0.2, down, bumpy,
+                                     franken={"d_sae": 10, "mse": 1.0, "equal_width_mse": None})[-1]["verdict"] == \
+        "untestable here"
+    o = claims.stitching_verdicts(0.3, 0.1, _shares(0.9, 0.6, 0.1), 0.2, down, bumpy,
+                                  overshoot={"below": 0.07, "l0": 57.5, "step": 3})
+    assert "dips 7.0 % below" in o[3]["ours"]
 
 
-def test_meta_verdicts():
-    usage = {2: 1.5, 3: 2.0}
-    split = {"n_splits": 1, "mean_gain": 1.5, "frac_children_use_more": 1.0}
-    mm = {"variance_explained": 0.55, "mean_meta_latents_per_latent": 4.1, "no_meta_latent_fraction": 0.0,
-          "max_shared_fraction": 0.02}
-    v = {r["id"]: r["verdict"] for r in claims.meta_verdicts(mm, 0.3, 0.01, usage, split)}
+def _mm(var, cos, top, per=4.0):
+    return {"variance_explained": var, "mean_cosine": cos, "max_shared_fraction": top,
+            "mean_meta_latents_per_latent": per}
+
+
+def test_meta_verdicts_carry_their_controls():
+    resemble = {"smaller_not_base": 0.3, "in_smaller": 0.4, "in_base": 0.1, "random_smaller_not_base": 0.01}
+    split = {"n_splits": 3, "mean_gain": 1.5, "frac_children_use_more": 0.9, "frac_one_to_one_use_more": 0.3}
+    usage, cos = {576: 1.5, 1152: 2.0}, {576: 0.80, 1152: 0.78}
+    v = {r["id"]: r["verdict"] for r in claims.meta_verdicts(_mm(0.55, 0.8, 0.02), _mm(0.2, 0.4, 0.01), resemble,
+                                                             usage, cos, split)}
     assert v == {"meta_sparse": "reproduced", "meta_interpretable": "qualitative", "meta_variance": "reproduced",
                  "meta_most_shared": "reproduced", "meta_resemble_smaller": "reproduced",
                  "smaller_use_fewer": "reproduced", "split_gains": "reproduced"}
-    bad = {**mm, "variance_explained": 0.2, "mean_meta_latents_per_latent": 0.5, "max_shared_fraction": 0.3}
-    v = {r["id"]: r["verdict"] for r in claims.meta_verdicts(bad, 0.02, 0.01, {2: 2.0, 3: 1.0},
-                                                             {"n_splits": 0, "mean_gain": float("nan"),
-                                                              "frac_children_use_more": float("nan")})}
-    assert v == {"meta_sparse": "not reproduced", "meta_interpretable": "qualitative",
-                 "meta_variance": "not reproduced", "meta_most_shared": "not reproduced",
-                 "meta_resemble_smaller": "not reproduced", "smaller_use_fewer": "not reproduced",
-                 "split_gains": "untestable here"}
+    # random rows explain as much: neither the fit nor the variance says anything about structure
+    v = {r["id"]: r["verdict"] for r in claims.meta_verdicts(_mm(0.55, 0.8, 0.02), _mm(0.5, 0.75, 0.01), resemble,
+                                                             usage, cos, split)}
+    assert v["meta_sparse"] == "not reproduced" and v["meta_variance"] == "not reproduced"
+    # counts that follow fit quality cannot test the claim
+    rows = {r["id"]: r for r in claims.meta_verdicts(_mm(0.55, 0.8, 0.02), _mm(0.2, 0.4, 0.01), resemble,
+                                                     usage, {576: 0.87, 1152: 0.66}, split)}
+    assert rows["smaller_use_fewer"]["verdict"] == "untestable here"
+    assert rows["smaller_use_fewer"]["control"]["value"] == pytest.approx(0.21)
+    # children of splits gain no more often than one-to-one matches
+    v = {r["id"]: r["verdict"] for r in claims.meta_verdicts(
+        _mm(0.55, 0.8, 0.02), _mm(0.2, 0.4, 0.01), {**resemble, "random_smaller_not_base": 0.2}, usage, cos,
+        {**split, "frac_one_to_one_use_more": 0.85})}
+    assert v["split_gains"] == "not reproduced" and v["meta_resemble_smaller"] == "not reproduced"
+    none = {r["id"]: r["verdict"] for r in claims.meta_verdicts(
+        _mm(0.55, 0.8, 0.02), _mm(0.2, 0.4, 0.01), resemble, usage, cos,
+        {"n_splits": 0, "mean_gain": float("nan"), "frac_children_use_more": float("nan"),
+         "frac_one_to_one_use_more": float("nan")})}
+    assert none["split_gains"] == "untestable here"
 
 
 def test_ground_truth_verdicts():
     rows = claims.stitching_truth_verdicts({"novel_is_new_or_related": 0.9, "novel_is_new": 0.5,
-                                            "reconstruction_is_same_or_related": 0.6}, 3)
+                                            "reconstruction_is_same_or_related": 0.6, "all_new_or_related": 0.5,
+                                            "all_same_or_related": 0.4}, 3)
     assert [(r["id"], r["verdict"]) for r in rows] == [("truth_novel", "reproduced"),
                                                        ("truth_reconstruction", "partly")]
+    same = claims.stitching_truth_verdicts({"novel_is_new_or_related": 0.9, "novel_is_new": 0.5,
+                                            "reconstruction_is_same_or_related": 0.9, "all_new_or_related": 0.85,
+                                            "all_same_or_related": 0.4}, 3)
+    assert same[0]["verdict"] == "not reproduced"  # novel latents are no more new than latents in general
     assert "pooled over 3 synthetic pairs" in rows[0]["ours"]
     meta = lambda found, used, chance: claims.meta_truth_verdicts(
         {"frac_roots_found": found, "parent_in_code": used, "chance": chance})[0]["verdict"]
@@ -80,8 +130,8 @@ def test_ground_truth_verdicts():
 
 
 def test_architecture_verdicts():
-    by = {"standard": {"meta_variance_explained": 0.6, "novel_lowers": 0.9},
-          "batchtopk": {"meta_variance_explained": 0.55, "novel_lowers": 0.7},
+    by = {"standard": {"meta_variance_explained": 0.6, "novel_lowers": 0.9, "self_duplicate": 0.1},
+          "batchtopk": {"meta_variance_explained": 0.55, "novel_lowers": 0.7, "self_duplicate": 0.2},
           "matryoshka_batchtopk": {"meta_variance_explained": 0.42, "novel_lowers": float("nan")}}
     rows = {r["id"]: r for r in claims.architecture_verdicts(by)}
     assert rows["matryoshka_meta"]["verdict"] == "reproduced"
@@ -95,3 +145,6 @@ def test_architecture_verdicts():
                                                                            "novel_lowers": None}})}
     assert rows["matryoshka_meta"]["verdict"] == "untestable here"
     assert rows["novel_across_arch"]["verdict"] == "untestable here"
+    by["standard"]["self_duplicate"] = 0.9
+    rows = {r["id"]: r for r in claims.architecture_verdicts(by)}
+    assert rows["novel_across_arch"]["verdict"] == "untestable here" and rows["novel_across_arch"]["control"]["value"] == 0.9

@@ -35,7 +35,7 @@ def test_misspelled_parameter_is_named_with_suggestion():
     ("lr", 0.0, r"'lr' = 0.0 is out of range"),
     ("lr", math.nan, r"'lr' must be a finite number"),
     ("lr", math.inf, r"'lr' must be a finite number"),
-    ("dtype", "float16", r"'dtype' = 'float16' is not allowed; allowed: float32, bfloat16"),
+    ("dtype", "float16", r"'dtype' = 'float16' is not allowed; allowed: auto, float32, bfloat16"),
     ("architecture", "topk", r"'architecture' = 'topk' is not allowed; allowed: standard, batchtopk"),
     ("widths", [128, 64], r"'widths' = \[128, 64\] must be strictly increasing"),
     ("widths", [], r"'widths' must be a non-empty list"),

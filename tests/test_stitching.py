@@ -434,3 +434,21 @@ def test_monotonicity():
     bumpy = [{"mse": v} for v in (5, 6, 3, 4, 1)]
     assert monotonicity(down) == {"fraction_of_steps_lowering_mse": 1.0, "spearman_step_vs_mse": pytest.approx(-1.0)}
     assert monotonicity(bumpy)["fraction_of_steps_lowering_mse"] == 0.5
+
+
+def test_self_duplicate_control_on_hand_built_saes():
+    from metasae_utils.stitching import self_duplicate_control
+    _, exact, x = _orthonormal_case()  # reconstructs x exactly: a copy only adds error
+    assert reconstruction_metrics(exact, x)["mse"] == pytest.approx(0.0, abs=1e-14)
+    assert self_duplicate_control(exact, x) == 0.0
+    # the same decoder with an encoder that halves every code: it under-reconstructs along each latent's own
+    # direction, so every firing latent's copy lowers the MSE
+    half = make_sae(StandardSAE, exact.W_dec.detach(), exact.b_dec.detach(), W_enc=0.5 * exact.W_enc.detach(),
+                    b_enc=exact.b_enc.detach())
+    assert self_duplicate_control(half, x) == 1.0
+    # a latent that never fires neither lowers nor raises the MSE: it counts as not lowering
+    dead_enc = 0.5 * exact.W_enc.detach()
+    dead_b = exact.b_enc.detach().clone()
+    dead_b[0] = -1e6
+    assert self_duplicate_control(make_sae(StandardSAE, exact.W_dec.detach(), exact.b_dec.detach(), W_enc=dead_enc,
+                                           b_enc=dead_b), x) == 7 / 8

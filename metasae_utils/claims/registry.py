@@ -33,55 +33,72 @@ class Claim:
 _DECLARED = (
     Claim("novel_fraction", "Stitching", "about 35 % of a larger SAE's latents are novel (max decoder cosine ≤ 0.7)",
           "≈ 35 % novel, ≈ 65 % reconstruction",
-          "reproduced when the mean novel fraction over adjacent pairs lies in [20 %, 50 %]"),
+          "control: the novel fraction between two SAEs of the larger width with different seeds; reproduced when "
+          "the headline pair's novel fraction lies in [20 %, 50 %] and exceeds its seed-twin control by ≥ 5 points"),
     Claim("novel_lowers", "Stitching", "inserting a novel latent into the smaller SAE lowers the MSE",
-          "yes, for most novel latents", "reproduced when > 50 % of novel latents lower the MSE inserted alone"),
+          "yes, for most novel latents",
+          "control: the share of the smaller SAE's own latents whose copy lowers its MSE (self-duplicates); "
+          "untestable when that control is > 50 %; reproduced when > 50 % of novel latents lower the MSE and ≥ 10 "
+          "points more than the control"),
     Claim("recon_raises", "Stitching", "inserting a reconstruction latent into the smaller SAE raises the MSE",
           "yes, for most reconstruction latents",
-          "reproduced when > 50 % of reconstruction latents raise the MSE inserted alone"),
+          "control: the share of novel latents that raise the MSE; untestable when the self-duplicate control is "
+          "> 50 %; reproduced when > 50 % of reconstruction latents raise the MSE and ≥ 10 points more than novel "
+          "latents do"),
     Claim("smooth_swaps", "Stitching", "swapping matched groups interpolates smoothly between the two SAEs",
           "monotonically decreasing MSE along the path",
-          "reproduced when ≥ 90 % of the steps of the least smooth adjacent pair lower the MSE"),
+          "control: the same swaps in a random order; reproduced when the rank correlation of step and MSE of the "
+          "least smooth adjacent pair's greedy path is ≤ -0.9"),
     Claim("frankenstein", "Stitching", "a 'Frankenstein' SAE stitched from several sizes beats trained SAEs of equal "
                                        "width on MSE", "lower MSE than equal-width SAEs (at higher L0)",
-          "reproduced when its MSE is below that of the narrowest trained SAE at least as wide"),
-    Claim("meta_sparse", "Meta-SAEs", "a k = 4 meta-SAE decomposes each latent into a few meta-latents",
-          "≈ 4 meta-latents per latent (k = 4)",
-          "reproduced when the mean count lies in [k/2, 3k/2] and < 10 % of latents use none"),
+          "control: the narrowest trained SAE at least as wide (ratio 1); reproduced when the MSE ratio is < 1"),
+    Claim("meta_sparse", "Meta-SAEs", "a k = 4 meta-SAE reconstructs each latent's direction from a few meta-latents",
+          "≈ 4 meta-latents per latent (k = 4) explain a latent",
+          "control: a meta-SAE of the same recipe on random unit rows; reproduced when the mean cosine between a "
+          "decoder row and its reconstruction is ≥ 0.7 and ≥ 0.1 above the control's"),
     Claim("meta_interpretable", "Meta-SAEs", "decompositions are interpretable ('Einstein' → science, prominent "
                                              "figures, German, …)", "qualitative examples",
           "qualitative: read the decompositions in the chapter"),
     Claim("meta_variance", "Meta-SAEs", "a k = 4 meta-SAE at ¼ width explains a large share of decoder variance",
           "≈ 55 % (BatchTopK base SAE; Matryoshka paper App. D.1)",
-          "reproduced when the variance explained lies in [40 %, 70 %]"),
+          "control: a meta-SAE of the same recipe on random unit rows; reproduced when the variance explained lies "
+          "in [40 %, 70 %] and is ≥ 10 points above the control's"),
     Claim("meta_most_shared", "Meta-SAEs", "meta-latents are specific: the most shared one is used by few latents",
           "the most frequent meta-latent fires on 2 % of latents",
-          "reproduced when the most shared meta-latent is used by ≤ 4 % of latents, partly when ≤ 10 %"),
-    Claim("meta_resemble_smaller", "Meta-SAEs", "meta-latents resemble latents of smaller SAEs",
-          "many have a cosine > 0.7 match in a smaller SAE",
-          "reproduced when the share with a match > 0.7 in some smaller SAE is ≥ 2× and ≥ 5 points above random "
-          "directions'"),
+          "control: the random-row meta-SAE's most shared meta-latent; reproduced when ≤ 4 % of latents use the "
+          "most shared meta-latent, partly when ≤ 10 %"),
+    Claim("meta_resemble_smaller", "Meta-SAEs", "meta-latents resemble latents of smaller SAEs (and not of the base "
+                                                "SAE itself)", "many have a cosine > 0.7 match in a smaller SAE",
+          "control: random unit directions; reproduced when the share of meta-latents with a match > 0.7 in some "
+          "smaller SAE and none in the base SAE is ≥ 2× and ≥ 5 points above the random directions' share"),
     Claim("smaller_use_fewer", "Meta-SAEs", "latents of smaller SAEs use fewer meta-latents (one meta-SAE over all "
                                             "sizes)", "yes",
-          "reproduced when the mean count rises strictly with width"),
+          "rows balanced across widths; control: the spread of the meta-SAE's reconstruction cosine across widths; "
+          "untestable when that spread is > 0.1 (counts then follow fit quality); reproduced when the mean count "
+          "rises strictly with width"),
     Claim("split_gains", "Meta-SAEs", "a latent that splits in the next size gains meta-latents", "yes",
-          "reproduced when ≥ 50 % of children use more meta-latents than their parent, partly when ≥ 30 %"),
+          "control: the same share for latents matched one-to-one in the next size; reproduced when ≥ 50 % of "
+          "children of splits use more meta-latents than their parent and ≥ 10 points more than the control"),
     Claim("truth_novel", "Ground truth", "novel latents are new true features or children of features the smaller "
                                          "SAE merged", "the paper's reading (not testable on real data)",
-          "reproduced when ≥ 80 % of labelled novel latents are new or related, partly when ≥ 50 %"),
+          "control: the same share among all labelled latents of the larger SAE, whatever their class; reproduced "
+          "when ≥ 80 % of labelled novel latents are new or related and ≥ 10 points above the control"),
     Claim("truth_reconstruction", "Ground truth", "reconstruction latents are the same true feature or a split of it",
           "the paper's reading (not testable on real data)",
-          "reproduced when ≥ 80 % of labelled reconstruction latents are the same or related, partly when ≥ 50 %"),
+          "control: the same share among all labelled latents of the larger SAE; reproduced when ≥ 80 % of labelled "
+          "reconstruction latents are the same or related and ≥ 10 points above the control"),
     Claim("truth_meta_parents", "Ground truth", "meta-latents capture shared parent directions, used by their "
                                                 "children's latents", "the paper's reading (not testable on real data)",
-          "reproduced when ≥ 50 % of parents have a meta-latent (cos > 0.7) and ≥ max(50 %, 2× chance) of child "
-          "latents use it; partly when one of the two holds"),
+          "control: chance (a meta-latent's base usage rate); reproduced when ≥ 50 % of parents have a meta-latent "
+          "(cos > 0.7) and ≥ max(50 %, 2× chance) of child latents use it; partly when one of the two holds"),
     Claim("matryoshka_meta", "Architectures", "a Matryoshka SAE's decoder is less compositional: a meta-SAE explains "
                                               "less of it than of a BatchTopK SAE's",
           "≈ 42 % vs ≈ 55 % (Matryoshka paper App. D.1)",
-          "reproduced when Matryoshka's variance explained is > 3 points below BatchTopK's, partly when below"),
+          "control: no difference (0); reproduced when Matryoshka's variance explained is > 3 points below "
+          "BatchTopK's, partly when below"),
     Claim("novel_across_arch", "Architectures", "inserting novel latents lowers the MSE for every stitchable "
                                                 "architecture at matched L0", "(the paper: standard SAEs only)",
+          "control: the largest self-duplicate share among the architectures; untestable when it is > 50 %; "
           "reproduced when > 50 % of novel latents lower the MSE for every stitchable architecture, partly for some"),
 )
 
@@ -89,19 +106,32 @@ _DECLARED = (
 CLAIMS: dict[str, Claim] = {c.id: c for c in _DECLARED}
 
 
-def row(claim_id: str, ours: str, verdict: str, value: float | None = None) -> dict:
+def _number(x) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return None if math.isnan(x) else x
+
+
+def row(claim_id: str, ours: str, verdict: str, value: float | None = None,
+        control: tuple[str, float | None] | None = None) -> dict:
     """One verdict row for ``claim_id`` (a key of :data:`CLAIMS`): the claim and the paper's number from the
-    registry, ``ours`` (text), ``verdict`` (one of :data:`VERDICTS`) and the number behind it (``value``)."""
+    registry, ``ours`` (text), ``verdict`` (one of :data:`VERDICTS`), the number behind it (``value``) and its
+    control ``(name, value)``: what the number would be by chance, noise or a trivial mechanism.
+
+    A number that equals its control (to 1e-9) is never 'reproduced': such a verdict becomes 'not reproduced'."""
     if claim_id not in CLAIMS:
         raise ValueError(f"claim id {claim_id!r} is not registered; known: {', '.join(CLAIMS)}")
     if verdict not in VERDICTS:
         raise ValueError(f"verdict {verdict!r} is not one of {VERDICTS}")
     c = CLAIMS[claim_id]
-    if value is not None:
-        value = float(value)
-        value = None if math.isnan(value) else value
+    value = _number(value)
+    name, c_value = control if control is not None else ("none", None)
+    c_value = _number(c_value)
+    if verdict == "reproduced" and value is not None and c_value is not None and abs(value - c_value) <= 1e-9:
+        verdict, ours = "not reproduced", ours + " (equal to its control)"
     return {"id": claim_id, "section": c.section, "claim": c.wording, "paper": c.paper, "ours": ours,
-            "verdict": verdict, "value": value}
+            "verdict": verdict, "value": value, "control": {"name": name, "value": c_value}, "rule": c.rule}
 
 
 def share_verdict(x: float | None, good: float = 0.8, partly: float = 0.5) -> str:

@@ -34,8 +34,10 @@ from .classify import LatentClassification, classify_latents, novel_fraction
 from .compat import stitchable
 from .frankenstein import frankenstein
 from .groups import Group, swap_groups
-from .insertion import InsertionDeltas, cumulative_insertion, insertion_deltas, insertion_shares, best_first
-from .interpolation import BDEC_GROUP, interpolate, monotonicity
+from .insertion import (InsertionDeltas, best_first, cumulative_insertion, insertion_deltas, insertion_shares,
+                        self_duplicate_control)
+from .interpolation import BDEC_GROUP, interpolate, monotonicity, overshoot
+from .measure import pair_numbers
 from .similarity import SIM_BUDGET_BYTES, max_cosine, pairs_above, top_matches
 
 __all__ = [
@@ -52,11 +54,14 @@ __all__ = [
     "insertion_deltas",
     "insertion_shares",
     "best_first",
+    "self_duplicate_control",
     "cumulative_insertion",
     "Group",
     "swap_groups",
     "interpolate",
     "monotonicity",
+    "overshoot",
+    "pair_numbers",
     "frankenstein",
     "BDEC_GROUP",
     "SIM_BUDGET_BYTES",

@@ -107,16 +107,31 @@ def insertion_shares(cls, deltas: InsertionDeltas) -> dict:
 
     ``cls``: a :class:`~.classify.LatentClassification` of the large SAE's latents; ``deltas``: their
     :func:`insertion_deltas` for *all* large latents.  Returns ``novel_lowers`` / ``recon_raises`` (share of
-    novel latents with ΔMSE < 0 / reconstruction latents with ΔMSE > 0; NaN when the class is empty) and the
+    novel latents with ΔMSE < 0 / reconstruction latents with ΔMSE > 0; NaN when the class is empty), ``novel_raises``
+    (novel latents with ΔMSE > 0: the control of ``recon_raises``) and the
     per-class ΔMSE tensors ``d_novel`` (n_novel,) and ``d_recon`` (n_recon,).
     """
     dm = torch.as_tensor(deltas.delta_mse)
     d_novel, d_recon = dm[cls.novel], dm[cls.reconstruction]
     return {"novel_lowers": float((d_novel < 0).double().mean()) if len(d_novel) else float("nan"),
             "recon_raises": float((d_recon > 0).double().mean()) if len(d_recon) else float("nan"),
+            "novel_raises": float((d_novel > 0).double().mean()) if len(d_novel) else float("nan"),
             "d_novel": d_novel, "d_recon": d_recon}
 
 
 def best_first(latent_ids: torch.Tensor, delta_mse: torch.Tensor) -> torch.Tensor:
     """``latent_ids`` (m,) sorted by their ΔMSE (m,), the most MSE-lowering first."""
     return torch.as_tensor(latent_ids)[torch.argsort(torch.as_tensor(delta_mse))]
+
+
+def self_duplicate_control(sae, activations: torch.Tensor, batch_size: int = 4096) -> float:
+    """The share of ``sae``'s own latents whose copy, inserted alone, lowers its MSE on ``activations`` (n, d_in).
+
+    A copy doubles the latent's contribution along its decoder direction, so it lowers the MSE exactly when the
+    SAE under-reconstructs along that direction (L1 shrinkage, short training).  On a well-trained SAE the share is
+    near 0; above 0.5 "inserting a latent lowers the MSE" says more about the small SAE than about the latent, and
+    the single-insertion claims cannot be tested on that family.  Latents that never fire (ΔMSE = 0) count as not
+    lowering.  Returns a float in [0, 1].
+    """
+    deltas = insertion_deltas(sae, sae, activations, batch_size=batch_size)
+    return float((torch.as_tensor(deltas.delta_mse) < 0).double().mean())

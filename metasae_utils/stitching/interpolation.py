@@ -285,3 +285,11 @@ def monotonicity(path: list[dict]) -> dict:
     rank = np.argsort(np.argsort(mse))
     rho = float(np.corrcoef(steps, rank)[0, 1]) if len(mse) > 2 else -1.0
     return {"fraction_of_steps_lowering_mse": down, "spearman_step_vs_mse": rho}
+
+
+def overshoot(path: list[dict]) -> dict:
+    """How far an interpolation path dips below its end point (the larger SAE): ``below`` = (MSE_end - min MSE) /
+    MSE_end (0 when it never dips), with the ``l0`` and ``step`` of the lowest point."""
+    low = min(path, key=lambda p: p["mse"])
+    end = path[-1]["mse"]
+    return {"below": max(0.0, (end - low["mse"]) / end) if end > 0 else 0.0, "l0": low["l0"], "step": low["step"]}

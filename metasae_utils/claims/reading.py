@@ -1,0 +1,54 @@
+"""Prose that follows the numbers: the "reading" paragraphs of the chapters, generated from the verdict rows, so
+that a sentence such as "higher than the paper's" can never disagree with the number printed beside it."""
+
+from __future__ import annotations
+
+
+def _by_id(rows: list[dict]) -> dict[str, dict]:
+    return {r["id"]: r for r in rows}
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.0f} %"
+
+
+def stitching_reading(rows: list[dict]) -> str:
+    """Markdown: what the stitching rows (from :func:`.stitching.stitching_verdicts`) mean, claim by claim, in the
+    direction the numbers point."""
+    r = _by_id(rows)
+    out = []
+    nf = r.get("novel_fraction")
+    if nf and nf["value"] is not None:
+        v, c = nf["value"], nf["control"]["value"]
+        side = "higher than" if v > 0.35 else "lower than" if v < 0.35 else "equal to"
+        text = f"**Novel fraction.** {_pct(v)} of the larger SAE's latents are novel, {side} the paper's ≈ 35 %."
+        if c is not None:
+            diff = v - c
+            text += (f" Two SAEs of the *same* width with different seeds already call {_pct(c)} of each other's "
+                     f"latents novel, so {'only ' if diff < 0.1 else ''}{100 * diff:.0f} points of the novel fraction "
+                     f"can be put down to the change of size" + (": the rest is seed noise." if c > 0.1 else "."))
+        out.append(text)
+    for cid, what in (("novel_lowers", "novel"), ("recon_raises", "reconstruction")):
+        row = r.get(cid)
+        if row is None:
+            continue
+        if row["verdict"] == "untestable here" and "copy of the smaller SAE" in row["ours"]:
+            if cid == "novel_lowers":
+                out.append("**Single insertions.** " + row["ours"][0].upper() + row["ours"][1:] + ". The smaller SAE "
+                           "under-reconstructs along its own directions (L1 shrinkage, a budget too short to "
+                           "converge), so adding *any* latent along a direction it already has lowers its error: "
+                           "neither insertion claim can be told apart from that here.")
+            continue
+        if row["value"] is None:
+            continue
+        verb = "lower" if cid == "novel_lowers" else "raise"
+        out.append(f"**Inserting {what} latents.** {_pct(row['value'])} {verb} the MSE inserted alone "
+                   f"({row['control']['name']}: {_pct(row['control']['value'])}): {row['verdict']}.")
+    sm = r.get("smooth_swaps")
+    if sm and sm["value"] is not None:
+        v, c = sm["value"], sm["control"]["value"]
+        out.append(f"**Interpolation.** The greedy swap path's rank correlation of step and MSE is {v:.2f} "
+                   f"({'smooth' if v <= -0.9 else 'not smooth'} by the ≤ -0.9 rule); in a random order the same "
+                   f"swaps give {c:.2f}" + (", so the order, not the swaps themselves, makes the path smooth."
+                                            if c > -0.9 >= v else "."))
+    return "\n\n".join(out)
