@@ -7,6 +7,7 @@ other processes hits both alike.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import torch
@@ -130,36 +131,45 @@ def bench_max_cosine_fastest(cfg, prep, n_a: int = 16384, n_b: int = 8192) -> li
 
 
 def _busy(seconds: float):
-    """A process that keeps one core busy for ``seconds`` (the 'another job on the machine' of the thread rows)."""
+    """Another torch job on the machine for ``seconds``: matrix products on every core (what a second build or
+    test run does here)."""
     import subprocess
     import sys
-    return subprocess.Popen([sys.executable, "-c", f"import time\nt = time.time()\nwhile time.time() - t < {seconds}: pass"])
+    code = ("import time, torch\na = torch.randn(1024, 1024)\nt = time.time()\n"
+            f"while time.time() - t < {seconds}: a @ a")
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+@contextlib.contextmanager
+def _threads(n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def bench_threads(cfg, prep) -> list[dict]:
-    """1 thread vs all threads for a small and a large training step's products, on a quiet machine and with a
-    second process busy on one core (``threads.threads_for`` picks 1 thread below ``SMALL_PRODUCT``)."""
-    from metasae_utils import threads
+    """1 thread vs every thread (torch's default) for a small and a large training step's products, on a quiet
+    machine and beside another torch job: would choosing the thread count make the book robust to other jobs?"""
     shapes = {"small (1024x128 @ 128x256)": (1024, 128, 256),
               f"large (1024x{prep.model.cfg.d_model} @ {prep.model.cfg.d_model}x{cfg.widths[-1]})":
                   (1024, prep.model.cfg.d_model, cfg.widths[-1])}
     n_all = torch.get_num_threads()
     rows = []
-    for load in ("quiet", "one core busy"):
+    for load in ("quiet", "another torch job running"):
         busy = _busy(600) if load != "quiet" else None
         try:
             for label, (b, d, w) in shapes.items():
                 call = perf.bare_fwd_bwd(b, d, w)
                 t = {}
                 for n in (1, n_all, 1, n_all):
-                    with threads.limited(n):
+                    with _threads(n):
                         t[n] = min(t.get(n, float("inf")), perf.side_by_side({"x": call}, repeats=5)["x"])
-                chosen = threads.threads_for(b, d, w)
-                best = min(t.values())
-                rows.append(row("threads", f"{label}, {load}: step at the chosen thread count ({chosen}) / at the "
-                                           f"best", best / t[chosen], (0.7, None),
-                                f"{1e3 * t[1]:.1f} ms on 1 thread vs {1e3 * t[n_all]:.1f} ms on {n_all}",
-                                why="the size rule picked the slower thread count here"))
+                rows.append(row("threads", f"{label}, {load}: step on 1 thread / on {n_all} (default)",
+                                t[1] / t[n_all], None, f"{1e3 * t[1]:.1f} ms on 1 thread vs {1e3 * t[n_all]:.1f} ms "
+                                                       f"on {n_all}"))
         finally:
             if busy is not None:
                 busy.kill()

@@ -317,8 +317,7 @@ def train_sae(data: torch.Tensor, architecture: str, d_sae: int, *, n_steps: int
             monitor.normalize_decoder_rows = normalize_decoder_rows
         if scale is not None:
             trainer.activation_scaler.scaling_factor = scale  # fit() then skips its estimate and folds this
-        from .threads import limited, threads_for
-        with _trainer_progress(progress), limited(threads_for(batch_size, d_in, d_sae)):
+        with _trainer_progress(progress):
             training_sae = trainer.fit()
 
     with tempfile.TemporaryDirectory(prefix="metasae_train_") as tmp:

@@ -24,7 +24,8 @@ def test_resemblance_reports_both_halves():
 def test_balanced_rows_and_cosine_by_group():
     groups = torch.tensor([1] * 3 + [2] * 6 + [4] * 12)
     keep = meta.balanced_rows(torch.zeros(21, 2), groups, seed=0)
-    assert torch.bincount(groups[keep]).tolist()[1:5:1] == [3, 3, 0, 3]
+    assert torch.bincount(groups[keep]).tolist()[1:5:1] == [12, 12, 0, 12]
+    assert set(keep.tolist()) == set(range(21))  # every row is seen
     rows = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
     dec = Decomposition(indices=torch.zeros(3, 1, dtype=torch.long), values=torch.ones(3, 1),
                         n_active=torch.ones(3, dtype=torch.long), reconstruction=torch.tensor([[1.0, 0], [1, 0], [1, 0]]),
@@ -70,16 +71,6 @@ def test_record_table_is_final_with_the_chapter(tmp_path, monkeypatch):
     assert report.load_table("ci", "sae_families", tmp_path) == [{"width": 64, "l0": 30.0}]
     assert json.loads((tmp_path / "ci" / "sae_families.json").read_text())["kind"] == "table"
     assert report.load(tmp_path) == {}  # a table holds no verdicts
-
-
-def test_threads_follow_the_size_of_the_products():
-    from metasae_utils import threads
-    n = torch.get_num_threads()
-    assert threads.threads_for(1024, 128, 256) == 1
-    assert threads.threads_for(1024, 576, 4608) == n
-    with threads.limited(1):
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == n
 
 
 def test_budget_steps_are_the_checkpoints_every_member_has():

@@ -109,11 +109,10 @@ def ci_families():
         members = families.train_family(cfg, data.train.acts, data.train.key, progress=False,
                                         eval_acts=data.eval.acts)
         metrics = [evaluate.reconstruction_metrics(m.sae, data.eval.acts) for m in members]
-        small, large = members[-2].sae, members[-1].sae
-        cls = stitching.classify_latents(small, large)
-        shares = stitching.insertion_shares(cls, stitching.insertion_deltas(small, large, data.eval.acts))
-        mono = stitching.monotonicity(stitching.interpolate(small, large, data.eval.acts, progress=False))
-        rows = claims.stitching_verdicts(shares["novel_lowers"], shares["recon_raises"], mono, cls.novel_fraction)
+        twin = families.load_twins(cfg, data.train.acts, data.train.key, data.eval.acts)[-1].sae
+        n = stitching.pair_numbers(members[-2].sae, members[-1].sae, data.eval.acts, twin=twin)
+        rows = claims.stitching_verdicts(n["novel_fraction"], n["twin_novel_fraction"], n, n["self_duplicate"],
+                                         n["mono"], n["mono_random"], n["overshoot"])
         out[dtype] = {"members": members, "metrics": metrics, "verdicts": {r["id"]: r["verdict"] for r in rows},
                       "autocast": [m.sae.cfg.metadata.train["autocast"] for m in members]}
     precision.configure("float32", "cpu")

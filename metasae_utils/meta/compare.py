@@ -96,14 +96,19 @@ def random_rows(n: int, d: int, seed: int = 0) -> torch.Tensor:
 
 
 def balanced_rows(rows: torch.Tensor, groups: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    """Indices (m,) of an equal number of rows from each group (the smallest group's size, sampled without
-    replacement): one meta-SAE over all sizes then sees every width equally often."""
+    """Indices (m,) in which every group has the same weight: each group's rows repeated (in a seeded order) up to
+    the largest group's size, so one meta-SAE over all sizes sees every width equally often and every row at least
+    once.  (Subsampling the larger widths instead leaves most of their rows unseen, and a meta-SAE trained for
+    hundreds of epochs on the rest fires many more meta-latents on the unseen rows.)"""
     g = torch.Generator().manual_seed(seed)
     values, counts = torch.unique(groups, return_counts=True)
-    per = int(counts.min())
-    picks = [torch.nonzero(groups == v).squeeze(1)[torch.randperm(int(c), generator=g)[:per]]
-             for v, c in zip(values, counts)]
-    return torch.cat(picks).sort().values
+    per = int(counts.max())
+    picks = []
+    for v, c in zip(values, counts):
+        own = torch.nonzero(groups == v).squeeze(1)
+        reps = -(-per // int(c))
+        picks.append(torch.cat([own[torch.randperm(int(c), generator=g)] for _ in range(reps)])[:per])
+    return torch.cat(picks)
 
 
 def family_decoders(saes: list) -> tuple[torch.Tensor, torch.Tensor, dict[int, int]]:
