@@ -98,11 +98,11 @@ def bench_collect(cfg, prep, rounds: int = 3) -> list[dict]:
     auto = sources.model_dtype(cfg)
     fastest = max(best, key=lambda n: best[n]["forward_tok_s"])
     return [
-        row("precision", "bf16 / fp32 activation collection (tokens/s)",
+        row("collect", "bf16 / fp32 activation collection (tokens/s)",
              best["bfloat16"]["collect_tok_s"] / best["float32"]["collect_tok_s"], None,
              f"{best['bfloat16']['collect_tok_s']:,.0f} vs {best['float32']['collect_tok_s']:,.0f} tok/s; "
              f"{_machine()}"),
-        row("precision", f"activation collection at the auto dtype ({auto}) / fastest bare forward ({fastest})",
+        row("collect", f"activation collection at the auto dtype ({auto}) / fastest bare forward ({fastest})",
              best[auto]["collect_tok_s"] / best[fastest]["forward_tok_s"], (0.85, None),
              f"{best[auto]['collect_tok_s']:,.0f} vs {best[fastest]['forward_tok_s']:,.0f} tok/s",
              why="the auto dtype is not the fastest here, or collection adds work beyond the forward"),
