@@ -252,3 +252,29 @@ def convergence(rows: list[dict], drift_limit: float = 0.02, l0_band: float = 0.
             "max_fvu_drift": max(d[1] for d in drifts) if drifts else None,
             "converged": bool(drifts) and len(drifts) == len(rows) and all(max(d) < drift_limit for d in drifts),
             "l0_median": median, "l0_spread": spread, "flat": spread <= l0_band}
+
+
+def cached_frankenstein(members: list[Member], activations: torch.Tensor, method: str = "joint",
+                        threshold: float = 0.7):
+    """:func:`metasae_utils.stitching.frankenstein` of a family through the artifact cache.
+
+    Returns ``(sae, stages)``; ``stages`` (the per-size record of inserted latents, single-effect sum vs joint
+    effect) is kept beside the SAE for the joint method, None for the single-effect one (its first cache
+    version stored the SAE alone)."""
+    from . import artifacts, stitching, training
+    spec = {"family": [str(m.path or m.name) for m in members], "threshold": threshold}
+    entry = (artifacts.entry("frankenstein", {**spec, "method": method}, 2) if method == "joint"
+             else artifacts.entry("frankenstein", spec, 1))
+    built: dict = {}
+
+    def _build(tmp):
+        sae, _, built["stages"] = stitching.frankenstein([m.sae for m in members], activations, threshold=threshold,
+                                                         method=method)
+        training.save_sae(sae, tmp)
+    sae = training.load_sae(entry.get_or_make("sae", _build))
+    if method != "joint":
+        return sae, None
+    if "stages" not in built and not entry.has("stages.json"):
+        _, _, built["stages"] = stitching.frankenstein([m.sae for m in members], activations, threshold=threshold,
+                                                       method=method)
+    return sae, entry.json("stages.json", lambda: built["stages"])

@@ -132,6 +132,12 @@ class Config:
                                                          **_range(1, 2**20)})
     meta_lr: float = field(default=1e-3, metadata={"doc": "meta-SAE learning rate (paper: 1e-3)",
                                                   **_range(1e-7, 1.0, positive=True)})
+    meta_base_width: Optional[int] = field(default=None, metadata={
+        "doc": "width of the family member the meta-SAE chapter decomposes (default: the largest; paper: 49152)",
+        **_range(1, 2**22)})
+    named_latent: Optional[int] = field(default=None, metadata={
+        "doc": "a latent of that SAE shown by name in the meta-SAE chapter (paper: 11329, 'Einstein', of "
+               "SAE-49152); default: the one the chapter's rule picks", **_range(0, 2**22)})
     synthetic_size: Literal["small", "paper_like"] = field(default="paper_like", metadata={
         "doc": "the synthetic ground-truth family: 'small' (144 features, d 64) or 'paper_like' (1024, d 128)"})
     n_ce_seqs: int = field(default=64, metadata={"doc": "held-out sequences for the cross-entropy evaluation",
@@ -242,6 +248,12 @@ def _check_consistency(cfg: Config):
         raise ConfigError(f"parameter 'widths' = {list(cfg.widths)} must be strictly increasing")
     if cfg.arch_widths is not None and (len(cfg.arch_widths) != 2 or cfg.arch_widths[0] >= cfg.arch_widths[1]):
         raise ConfigError(f"parameter 'arch_widths' = {list(cfg.arch_widths)} must be two increasing widths")
+    if cfg.meta_base_width is not None and cfg.meta_base_width not in cfg.widths:
+        raise ConfigError(f"parameter 'meta_base_width' = {cfg.meta_base_width} is not one of the family's widths "
+                          f"{list(cfg.widths)}")
+    if cfg.named_latent is not None and cfg.named_latent >= (cfg.meta_base_width or max(cfg.widths)):
+        raise ConfigError(f"parameter 'named_latent' = {cfg.named_latent} is not a latent of the "
+                          f"{cfg.meta_base_width or max(cfg.widths)}-latent base SAE")
     if cfg.family == "pretrained" and (not cfg.sae_release or not cfg.sae_ids):
         raise ConfigError("parameters 'sae_release' and 'sae_ids' are required when family = 'pretrained'")
     if cfg.family == "pretrained" and len(cfg.sae_ids) != len(cfg.widths):

@@ -148,3 +148,48 @@ def test_architecture_verdicts():
     by["standard"]["self_duplicate"] = 0.9
     rows = {r["id"]: r for r in claims.architecture_verdicts(by)}
     assert rows["novel_across_arch"]["verdict"] == "untestable here" and rows["novel_across_arch"]["control"]["value"] == 0.9
+
+
+def _q(nl, nr, rl, rr, chance=0.5, auc=0.9):
+    return {"n": 100, "n_silent": 0, "threshold": 0.7, "novel, lowers": nl, "novel, raises": nr,
+            "reconstruction, lowers": rl, "reconstruction, raises": rr, "agreement": nl + rr, "chance": chance,
+            "auc": auc, "best_threshold": 0.7, "best_agreement": nl + rr}
+
+
+def test_delta_vs_cosine_rule():
+    ok = claims.delta_vs_cosine_row(_q(0.4, 0.05, 0.05, 0.5), self_dup=0.1)
+    assert ok["verdict"] == "reproduced" and ok["value"] == pytest.approx(0.9) and ok["control"]["value"] == 0.5
+    assert claims.delta_vs_cosine_row(_q(0.3, 0.15, 0.15, 0.4))["verdict"] == "partly"  # 70 %: margin only
+    assert claims.delta_vs_cosine_row(_q(0.28, 0.23, 0.22, 0.27))["verdict"] == "not reproduced"  # 55 % vs 50 %
+    assert claims.delta_vs_cosine_row(_q(0.99, 0.01, 0.0, 0.0))["verdict"] == "untestable here"  # all novel
+    assert claims.delta_vs_cosine_row(_q(0.4, 0.05, 0.05, 0.5), self_dup=0.8)["verdict"] == "untestable here"
+
+
+def test_frankenstein_frontier_rule():
+    eq = {"width": 4608, "l0": 30.0, "mse": 1.0}
+    inside = {"mse": 0.9, "extrapolated": False}
+    beyond = {"mse": 0.9, "extrapolated": True}
+    base = {"d_sae": 3000, "l0": 40.0, "mse": 0.8, "equal": eq}
+    assert claims.frankenstein_frontier_row({**base, "frontier": inside})["verdict"] == "reproduced"
+    assert claims.frankenstein_frontier_row({**base, "frontier": beyond})["verdict"] == "partly"  # only an upper bound
+    above = claims.frankenstein_frontier_row({**base, "mse": 0.95, "frontier": inside})
+    assert above["verdict"] == "partly" and above["value"] == pytest.approx(0.95 / 0.9)
+    worse = claims.frankenstein_frontier_row({**base, "mse": 1.2, "frontier": inside})
+    assert worse["verdict"] == "not reproduced"
+    assert claims.frankenstein_frontier_row({**base, "equal": None, "frontier": inside})["verdict"] == "untestable here"
+
+
+def test_meta_ratio_and_edge_overlap_rules():
+    mm = {"variance_explained": 0.5, "mean_cosine": 0.75, "mean_meta_latents_per_latent": 4.0}
+    rnd = {"variance_explained": 0.3, "mean_cosine": 0.6}
+    assert claims.meta_ratio_row(mm, rnd, 216, 4608)["verdict"] == "reproduced"
+    assert claims.meta_ratio_row({**mm, "mean_cosine": 0.65}, rnd, 216, 4608)["verdict"] == "partly"
+    assert claims.meta_ratio_row(mm, {**rnd, "variance_explained": 0.45}, 216, 4608)["verdict"] == "not reproduced"
+    ov = {"meta_edges": 1000, "nn_edges": 800, "meta_in_nn": 0.2, "nn_in_meta": 0.25, "jaccard": 0.12,
+          "random_meta_in_nn": 0.05}
+    r = claims.edge_overlap_row(ov, "standard-576")
+    assert r["verdict"] == "reproduced" and r["control"]["value"] == 0.05 and "28.92" in r["paper"]
+    assert claims.edge_overlap_row({**ov, "random_meta_in_nn": 0.12}, "s")["verdict"] == "not reproduced"  # < 2x
+    assert claims.edge_overlap_row({**ov, "meta_in_nn": 0.04, "random_meta_in_nn": 0.01}, "s")["verdict"] == \
+        "not reproduced"  # 4x but only 3 points
+    assert claims.edge_overlap_row({**ov, "nn_edges": 0}, "s")["verdict"] == "untestable here"

@@ -225,3 +225,99 @@ def test_cached_meta_sae_is_reused(tmp_cache, toy):
     b = cached_meta_sae({"base": "toy"}, dec, 16, 2, steps=20, batch_size=64, lr=1e-3, seed=0, progress=False)
     assert torch.equal(a.W_dec, b.W_dec)
     assert [r["event"] for r in artifacts.read_log(tmp_cache) if r["step"] == "meta_saes"] == ["computed", "reused"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# the graph comparison (meta-latent edges vs shared-neighbour edges), dead latents, the named-latent rule
+# ---------------------------------------------------------------------------------------------------
+
+def _hand_decomposition(indices):
+    import numpy as np  # noqa: F401
+    from metasae_utils.meta import Decomposition
+    idx = torch.tensor(indices)
+    n = idx.shape[0]
+    return Decomposition(indices=idx, values=(idx >= 0).float(), n_active=(idx >= 0).sum(1), reconstruction=None,
+                         rows=None, d_meta=int(idx.max()) + 1)
+
+
+def test_edge_overlap_on_a_hand_made_graph():
+    import numpy as np
+    from metasae_utils.meta import edge_overlap, meta_edges, neighbour_edges
+    # 5 latents; meta-latent 0 used by {0, 1, 2}, meta-latent 1 by {3, 4}, meta-latent 2 by {2, 3}
+    dec = _hand_decomposition([[0, -1], [0, -1], [0, 2], [1, 2], [1, -1]])
+    m = meta_edges(dec)
+    n = 5
+    assert sorted((int(e // n), int(e % n)) for e in m) == [(0, 1), (0, 2), (1, 2), (2, 3), (3, 4)]
+    # nearest smaller latents: {0, 1} -> a, {2, 3, 4} -> b
+    nn = neighbour_edges(torch.tensor([7, 7, 9, 9, 9]))
+    assert sorted((int(e // n), int(e % n)) for e in nn) == [(0, 1), (2, 3), (2, 4), (3, 4)]
+    ov = edge_overlap(m, nn, n, seed=0)
+    assert ov["shared"] == 3 and ov["meta_in_nn"] == pytest.approx(3 / 5) and ov["nn_in_meta"] == pytest.approx(3 / 4)
+    assert ov["jaccard"] == pytest.approx(3 / 6)
+    # restricting to some latents drops their edges
+    keep = torch.tensor([True, True, True, False, True])
+    assert sorted((int(e // n), int(e % n)) for e in meta_edges(dec, keep)) == [(0, 1), (0, 2), (1, 2)]
+    assert np.array_equal(neighbour_edges(torch.tensor([7, 7, 9, 9, 9]), keep), np.array([0 * n + 1, 2 * n + 4]))
+
+
+def test_degree_preserving_random_graph_keeps_degrees_and_differs():
+    import numpy as np
+    from metasae_utils.meta import degree_preserving_random
+    from metasae_utils.meta.graph import degrees
+    rng = np.random.default_rng(0)
+    n = 200
+    i, j = rng.integers(0, n, 3000), rng.integers(0, n, 3000)
+    ok = i != j
+    edges = np.unique(np.minimum(i[ok], j[ok]).astype(np.int64) * n + np.maximum(i[ok], j[ok]))
+    rand = degree_preserving_random(edges, n, seed=1)
+    assert (rand // n < rand % n).all() and np.unique(rand).size == rand.size  # simple graph, i < j
+    d0, d1 = degrees(edges, n), degrees(rand, n)
+    assert np.abs(d0 - d1).sum() <= 0.01 * d0.sum()  # degrees kept (up to a few dropped bad pairs)
+    assert np.intersect1d(edges, rand).size < 0.3 * edges.size  # and the edges are not the same ones
+
+
+def test_graph_refuses_a_meta_latent_shared_by_everything(monkeypatch):
+    from metasae_utils.meta import graph, meta_edges
+    monkeypatch.setattr(graph, "MAX_PAIRS", 5)
+    with pytest.raises(ValueError, match="candidate edges"):
+        meta_edges(_hand_decomposition([[0], [0], [0], [0], [0]]))
+
+
+def test_nearest_smaller_and_alive_latents():
+    from metasae_utils.meta import alive_latents, nearest_smaller
+    assert nearest_smaller([768, 1536, 3072, 6144, 49152], 49152) == 3072
+    assert nearest_smaller([576, 1152, 2304, 4608], 4608) == 576
+    with pytest.raises(ValueError, match="narrower"):
+        nearest_smaller([4608], 4608)
+    alive = alive_latents(torch.tensor([0, 1, 5, 100]), n_tokens=100_000, min_rate=1e-5)
+    assert alive.tolist() == [False, False, True, True]
+    with pytest.raises(ValueError, match="n_tokens"):
+        alive_latents(torch.tensor([1]), 0)
+
+
+class _Tok:
+    """A tokenizer over a fixed vocabulary of words: a word is one token if listed, else one token per letter."""
+    vocab = [" the", " The", " Lincoln", " We", " we", " said", " Paris", "x"]
+
+    def __call__(self, text, add_special_tokens=False):
+        if text in self.vocab:
+            return {"input_ids": [self.vocab.index(text)]}
+        return {"input_ids": list(range(len(text)))}
+
+    def decode(self, ids):
+        return "".join(self.vocab[i] for i in ids)
+
+
+def test_named_latent_rule():
+    from metasae_utils.meta import name_concentration, pick_named_latent
+    from metasae_utils.meta.naming import is_proper_name
+    tok = _Tok()
+    assert is_proper_name(tok, " Lincoln") and not is_proper_name(tok, " The") and not is_proper_name(tok, " said")
+    top = torch.tensor([[1, 1, 1, 3], [2, 2, 2, 6], [2, 6, 6, 5]])
+    vals = torch.tensor([[5.0, 4, 3, 2], [3.0, 2, 1, 0], [9.0, 8, 7, 6]])
+    stats = name_concentration(tok, top, vals)
+    assert stats[0]["name"] is None  # 'The' and 'We' are common words
+    assert stats[1] == {"name": "Lincoln", "count": 3, "share": 0.75, "mean_act": 2.0}
+    assert stats[2]["name"] == "Paris" and stats[2]["count"] == 2
+    assert pick_named_latent(torch.tensor([10, 11, 12]), stats)["latent"] == 11
+    assert pick_named_latent(torch.tensor([10]), stats[:1]) is None

@@ -422,11 +422,83 @@ def test_cumulative_insertion_is_exact_and_ends_with_all_inserted():
     assert all(b["mse"] < a["mse"] for a, b in zip(pts, pts[1:]))
 
 
-def test_frankenstein_takes_only_helpful_novel_latents():
+@pytest.mark.parametrize("method", ["joint", "single"])
+def test_frankenstein_takes_only_helpful_novel_latents(method):
     small, large, x = _orthonormal_case()
-    sae, sources = frankenstein([small, large], x)
+    sae, sources, stages = frankenstein([small, large], x, method=method, progress=False)
     assert sae.cfg.d_sae == 8 and sorted(i for j, i in sources if j == 1) == [0, 2, 4]
     assert reconstruction_metrics(sae, x)["mse"] == pytest.approx(0.0, abs=1e-14)
+    assert stages[0]["n_novel"] == 3 and stages[0]["n_inserted"] == 3
+
+
+def _duplicated_feature_case():
+    """A small SAE with 5 of 8 orthonormal features; the large SAE holds feature 5 TWICE (two identical latents),
+    feature 6, and copies of the small SAE's.  Each copy of feature 5 lowers the MSE alone; together they overshoot
+    it (2 x its contribution) and undo the gain: single effects are not additive."""
+    g = torch.Generator().manual_seed(11)
+    feats = torch.linalg.qr(torch.randn(D_IN, D_IN, generator=g, dtype=F64)).Q.T[:8]
+    codes = torch.rand(400, 8, generator=g, dtype=F64) * (torch.rand(400, 8, generator=g, dtype=F64) < 0.3)
+    b = torch.randn(D_IN, generator=g, dtype=F64)
+    tiny = torch.full((5,), -1e-9, dtype=F64)
+    small = make_sae(StandardSAE, feats[:5], b, b_enc=tiny)
+    large = make_sae(StandardSAE, feats[[5, 5, 6, 0, 1, 2, 3, 4]], b, b_enc=torch.full((8,), -1e-9, dtype=F64))
+    return small, large, b + codes[:, :7] @ feats[:7]
+
+
+def test_joint_frankenstein_does_not_add_up_single_effects():
+    small, large, x = _duplicated_feature_case()
+    d = insertion_deltas(small, large, x).delta_mse
+    assert d[0] < 0 and d[1] < 0 and d[0] == pytest.approx(d[1])  # each copy helps alone
+    joint, src_j, st_j = frankenstein([small, large], x, method="joint", progress=False)
+    single, src_s, st_s = frankenstein([small, large], x, method="single", progress=False)
+    assert sorted(i for j, i in src_s if j == 1) == [0, 1, 2]  # single effects take both copies
+    took = sorted(i for j, i in src_j if j == 1)
+    assert len(took) == 2 and 2 in took and took[0] in (0, 1)  # joint takes one copy and feature 6
+    mse_j, mse_s = reconstruction_metrics(joint, x)["mse"], reconstruction_metrics(single, x)["mse"]
+    assert mse_j == pytest.approx(0.0, abs=1e-14) and mse_s > 1e-3
+    # the joint stage's bookkeeping is exact, and the single sum over-promises
+    assert st_j[0]["joint"] == pytest.approx(mse_j - reconstruction_metrics(small, x)["mse"], abs=1e-12)
+    assert st_s[0]["sum_single"] < mse_s - reconstruction_metrics(small, x)["mse"]
+
+
+def test_greedy_insertion_matches_building_the_sae():
+    from metasae_utils.stitching import greedy_insertion
+    small, large = make_pair(seed=3)
+    x = make_acts(seed=4)
+    cls = classify_latents(small, large)
+    got = greedy_insertion(small, large, x, cls.novel, progress=False)
+    assert (got["delta_mse"] < 0).all()
+    built = insert_latents(small, large, got["chosen"]) if len(got["chosen"]) else small
+    assert reconstruction_metrics(built, x)["mse"] == pytest.approx(got["mse_end"], rel=1e-9)
+    # no remaining candidate lowers the MSE of the result
+    rest = [int(i) for i in cls.novel if int(i) not in set(got["chosen"].tolist())]
+    if rest:
+        assert (insertion_deltas(built, large, x, torch.tensor(rest)).delta_mse >= -1e-15).all()
+
+
+def test_frontier_at():
+    from metasae_utils.stitching import frontier_at
+    pts = [{"l0": 10, "mse": 4.0}, {"l0": 40, "mse": 1.0}, {"l0": 20, "mse": 5.0}]  # (20, 5) is dominated
+    assert frontier_at(pts, 20)["mse"] == pytest.approx(4.0 + 0.5 * (1.0 - 4.0))  # halfway in log L0
+    assert frontier_at(pts, 40) == {"mse": 1.0, "extrapolated": False}
+    assert frontier_at(pts, 80) == {"mse": 1.0, "extrapolated": True}
+    assert math.isnan(frontier_at(pts, 5)["mse"])
+
+
+def test_quadrant_shares():
+    from metasae_utils.stitching import quadrant_shares
+    cos = torch.tensor([0.1, 0.2, 0.3, 0.9, 0.95, 0.8, 0.5])
+    dm = torch.tensor([-1.0, -2.0, 1.0, 2.0, 3.0, -1.0, 0.0])  # the last never fires
+    q = quadrant_shares(cos, dm)
+    assert q["n"] == 6 and q["n_silent"] == 1
+    assert q["novel, lowers"] == pytest.approx(2 / 6) and q["reconstruction, raises"] == pytest.approx(2 / 6)
+    assert q["agreement"] == pytest.approx(4 / 6)
+    assert q["chance"] == pytest.approx(0.5 * 0.5 + 0.5 * 0.5)
+    assert q["auc"] == pytest.approx(8 / 9)  # raisers {0.3, 0.9, 0.95} vs lowerers {0.1, 0.2, 0.8}
+    perfect = quadrant_shares(torch.tensor([0.1, 0.2, 0.9]), torch.tensor([-1.0, -1.0, 1.0]))
+    assert perfect["agreement"] == 1.0 and perfect["auc"] == 1.0 and 0.2 <= perfect["best_threshold"] < 0.9
+    with pytest.raises(ValueError, match="same shape"):
+        quadrant_shares(cos, dm[:3])
 
 
 def test_monotonicity():

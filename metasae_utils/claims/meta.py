@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .registry import row
+from .registry import pct, row
 
 RANDOM = "a meta-SAE of the same recipe on random unit rows"
 
@@ -71,3 +71,29 @@ def meta_verdicts(mm: dict, mm_random: dict, resemble: dict, usage: dict, cos_by
         out.append(_split_row(split))
     return out
 
+
+
+def meta_ratio_row(mm: dict, mm_random: dict, d_meta: int, n_latents: int) -> dict:
+    """``mm`` / ``mm_random``: :func:`metasae_utils.meta.meta_metrics` of the meta-SAE at the paper's ratio on the base
+    SAE and on random unit rows; ``d_meta`` meta-latents for ``n_latents`` decoder rows."""
+    var, var_r, cos = mm["variance_explained"], mm_random["variance_explained"], mm["mean_cosine"]
+    text = (f"{d_meta} meta-latents for {n_latents} latents (1/{n_latents / d_meta:.1f}): variance explained "
+            f"{pct(var)} (random rows {pct(var_r)}), mean cosine {cos:.3f} (random rows {mm_random['mean_cosine']:.3f}), "
+            f"{mm['mean_meta_latents_per_latent']:.2f} meta-latents per latent")
+    margin = var >= var_r + 0.1
+    verdict = "reproduced" if margin and cos >= 0.7 else "partly" if margin else "not reproduced"
+    return row("meta_ratio_paper", text, verdict, var, (RANDOM + " (same ratio)", var_r))
+
+
+def edge_overlap_row(ov: dict, smaller: str) -> dict:
+    """``ov``: :func:`metasae_utils.meta.edge_overlap`; ``smaller``: the name of the SAE whose nearest latents define
+    the shared-neighbour graph."""
+    share, base = ov["meta_in_nn"], ov["random_meta_in_nn"]
+    control = ("a degree-preserving random graph", base)
+    if ov["meta_edges"] == 0 or ov["nn_edges"] == 0:
+        return row("edge_overlap", "one of the graphs has no edges", "untestable here", None, control)
+    text = (f"{pct(share)} of {ov['meta_edges']:,} shared-meta-latent edges are also shared-neighbour edges in "
+            f"{smaller} ({pct(ov['nn_in_meta'])} of its {ov['nn_edges']:,} edges the other way; Jaccard "
+            f"{pct(ov['jaccard'])}); degree-preserving random graph: {pct(base)}")
+    ok = share >= 2 * base and share >= base + 0.05
+    return row("edge_overlap", text, "reproduced" if ok else "not reproduced", share, control)

@@ -3,13 +3,11 @@ that a sentence such as "higher than the paper's" can never disagree with the nu
 
 from __future__ import annotations
 
+from .registry import pct
+
 
 def _by_id(rows: list[dict]) -> dict[str, dict]:
     return {r["id"]: r for r in rows}
-
-
-def _pct(x) -> str:
-    return "n/a" if x is None else f"{100 * x:.0f} %"
 
 
 def stitching_reading(rows: list[dict]) -> str:
@@ -21,10 +19,10 @@ def stitching_reading(rows: list[dict]) -> str:
     if nf and nf["value"] is not None:
         v, c = nf["value"], nf["control"]["value"]
         side = "higher than" if v > 0.35 else "lower than" if v < 0.35 else "equal to"
-        text = f"**Novel fraction.** {_pct(v)} of the larger SAE's latents are novel, {side} the paper's ≈ 35 %."
+        text = f"**Novel fraction.** {pct(v)} of the larger SAE's latents are novel, {side} the paper's ≈ 35 %."
         if c is not None:
             diff = v - c
-            text += (f" Two SAEs of the *same* width with different seeds already call {_pct(c)} of each other's "
+            text += (f" Two SAEs of the *same* width with different seeds already call {pct(c)} of each other's "
                      f"latents novel, so {'only ' if diff < 0.1 else ''}{100 * diff:.0f} points of the novel fraction "
                      f"can be put down to the change of size" + (": the rest is seed noise." if c > 0.1 else "."))
         out.append(text)
@@ -42,8 +40,8 @@ def stitching_reading(rows: list[dict]) -> str:
         if row["value"] is None:
             continue
         verb = "lower" if cid == "novel_lowers" else "raise"
-        out.append(f"**Inserting {what} latents.** {_pct(row['value'])} {verb} the MSE inserted alone "
-                   f"({row['control']['name']}: {_pct(row['control']['value'])}): {row['verdict']}.")
+        out.append(f"**Inserting {what} latents.** {pct(row['value'])} {verb} the MSE inserted alone "
+                   f"({row['control']['name']}: {pct(row['control']['value'])}): {row['verdict']}.")
     sm = r.get("smooth_swaps")
     if sm and sm["value"] is not None:
         v, c = sm["value"], sm["control"]["value"]

@@ -27,21 +27,27 @@ def similarity_to_saes(meta_sae, saes: dict, seed: int = 0, threshold: float = 0
     return out
 
 
-def usage_by_group(decomposition: Decomposition, groups: torch.Tensor) -> dict[int, float]:
+def usage_by_group(decomposition: Decomposition, groups: torch.Tensor, keep: torch.Tensor | None = None
+                   ) -> dict[int, float]:
     """Mean number of active meta-latents per latent, for each value of ``groups`` (n,) (e.g. the width of the
-    SAE each decoder row came from)."""
+    SAE each decoder row came from), over the rows where ``keep`` (n,) bool is set (default: all)."""
     n_active = decomposition.n_active.double()
-    return {int(g): n_active[groups == g].mean().item() for g in torch.unique(groups)}
+    keep = torch.ones_like(groups, dtype=torch.bool) if keep is None else keep
+    return {int(g): n_active[(groups == g) & keep].mean().item() for g in torch.unique(groups)}
 
 
-def split_usage(decomposition: Decomposition, offsets: dict, small: int, large: int, match_small_to_large) -> dict:
+def split_usage(decomposition: Decomposition, offsets: dict, small: int, large: int, match_small_to_large,
+                keep: torch.Tensor | None = None) -> dict:
     """Do latents gain meta-latents when they split?  ``offsets`` maps width → first row of that SAE in the
     decomposition; ``match_small_to_large`` is a (n_pairs, 2) LongTensor of (small latent, large latent) pairs
     with decoder cosine above the threshold.  For each small latent matched by >= 2 large latents (a split),
     compare its number of meta-latents with the mean over its children; the control is the same comparison for
-    small latents matched by exactly one large latent (``frac_one_to_one_use_more``)."""
+    small latents matched by exactly one large latent (``frac_one_to_one_use_more``).  ``keep`` (n_rows,) bool drops
+    pairs involving a row that is not kept (dead latents)."""
     n = decomposition.n_active.double()
     pairs = match_small_to_large
+    if keep is not None:  # drop pairs with a dead latent on either side
+        pairs = pairs[keep[offsets[small] + pairs[:, 0]] & keep[offsets[large] + pairs[:, 1]]]
     counts = torch.bincount(pairs[:, 0], minlength=small)
     diffs = []
     for s in torch.nonzero(counts >= 2).squeeze(1).tolist():
@@ -81,12 +87,15 @@ def resemblance(sims: list[dict], base_width: int, threshold: float = 0.7) -> di
     return out
 
 
-def cosine_by_group(decomposition: Decomposition, groups: torch.Tensor) -> dict[int, float]:
-    """Mean cosine between each decoder row and its reconstruction, for each value of ``groups`` (n,): how well
-    the meta-SAE explains each width (fewer meta-latents may only mean a worse fit)."""
+def cosine_by_group(decomposition: Decomposition, groups: torch.Tensor, keep: torch.Tensor | None = None
+                    ) -> dict[int, float]:
+    """Mean cosine between each decoder row and its reconstruction, for each value of ``groups`` (n,) over the rows
+    where ``keep`` (n,) is set: how well the meta-SAE explains each width (fewer meta-latents may only mean a worse
+    fit)."""
     cos = torch.nn.functional.cosine_similarity(decomposition.rows.double(), decomposition.reconstruction.double(),
                                                 dim=-1, eps=1e-12)
-    return {int(g): cos[groups == g].mean().item() for g in torch.unique(groups)}
+    keep = torch.ones_like(groups, dtype=torch.bool) if keep is None else keep
+    return {int(g): cos[(groups == g) & keep].mean().item() for g in torch.unique(groups)}
 
 
 def random_rows(n: int, d: int, seed: int = 0) -> torch.Tensor:
@@ -95,17 +104,20 @@ def random_rows(n: int, d: int, seed: int = 0) -> torch.Tensor:
     return torch.nn.functional.normalize(torch.randn(n, d, generator=g), dim=1)
 
 
-def balanced_rows(rows: torch.Tensor, groups: torch.Tensor, seed: int = 0) -> torch.Tensor:
+def balanced_rows(rows: torch.Tensor, groups: torch.Tensor, seed: int = 0, keep: torch.Tensor | None = None
+                  ) -> torch.Tensor:
     """Indices (m,) in which every group has the same weight: each group's rows repeated (in a seeded order) up to
     the largest group's size, so one meta-SAE over all sizes sees every width equally often and every row at least
     once.  (Subsampling the larger widths instead leaves most of their rows unseen, and a meta-SAE trained for
-    hundreds of epochs on the rest fires many more meta-latents on the unseen rows.)"""
+    hundreds of epochs on the rest fires many more meta-latents on the unseen rows.)  With ``keep`` (n,) bool only
+    those rows are used (e.g. :func:`alive_latents`); indices still point into ``rows``."""
     g = torch.Generator().manual_seed(seed)
-    values, counts = torch.unique(groups, return_counts=True)
+    keep = torch.ones_like(groups, dtype=torch.bool) if keep is None else keep.bool()
+    values, counts = torch.unique(groups[keep], return_counts=True)
     per = int(counts.max())
     picks = []
     for v, c in zip(values, counts):
-        own = torch.nonzero(groups == v).squeeze(1)
+        own = torch.nonzero((groups == v) & keep).squeeze(1)
         reps = -(-per // int(c))
         picks.append(torch.cat([own[torch.randperm(int(c), generator=g)] for _ in range(reps)])[:per])
     return torch.cat(picks)
@@ -122,3 +134,13 @@ def family_decoders(saes: list) -> tuple[torch.Tensor, torch.Tensor, dict[int, i
     width_of = torch.cat([torch.full((w,), w) for w in widths])
     starts = torch.cumsum(torch.tensor([0] + widths[:-1]), 0).tolist()
     return rows, width_of, dict(zip(widths, starts))
+
+
+def alive_latents(fire_counts: torch.Tensor, n_tokens: int, min_rate: float = 1e-5) -> torch.Tensor:
+    """(d_sae,) bool: latents that fire on more than ``min_rate`` of ``n_tokens`` tokens (``fire_counts`` (d_sae,)
+    from :func:`metasae_utils.evaluate.reconstruction_metrics` on held-out activations).  The authors' scripts drop
+    dead latents before training a meta-SAE on several SAEs: their decoder rows are whatever initialisation and
+    training left, not directions the SAE uses."""
+    if n_tokens <= 0:
+        raise ValueError(f"n_tokens must be positive, got {n_tokens}")
+    return torch.as_tensor(fire_counts).double() / n_tokens > min_rate

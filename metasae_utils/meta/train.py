@@ -9,6 +9,8 @@ from ..training import train_sae
 
 #: The paper's meta-SAE hyper-parameters (for the 49152-latent SAE).
 PAPER_META_SAE = {"d_meta": 2304, "k": 4, "steps": 2000, "batch_size": 16384, "lr": 1e-3}
+#: The paper's dictionary ratio: 2304 meta-latents for the 49152 latents of its base SAE (≈ 1/21).
+PAPER_RATIO = 2304 / 49152
 
 
 def prepare_rows(decoder: torch.Tensor, normalize_rows: bool = True) -> torch.Tensor:

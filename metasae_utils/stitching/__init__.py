@@ -32,12 +32,13 @@ starts at exactly the small SAE and ends at exactly the large SAE.
 from .build import insert_latents, stitch
 from .classify import LatentClassification, classify_latents, novel_fraction
 from .compat import stitchable
-from .frankenstein import frankenstein
+from .frankenstein import frankenstein, frontier_at, frontier_curve, greedy_insertion
 from .groups import Group, swap_groups
 from .insertion import (InsertionDeltas, best_first, cumulative_insertion, insertion_deltas, insertion_shares,
                         self_duplicate_control)
 from .interpolation import BDEC_GROUP, interpolate, monotonicity, overshoot
 from .measure import pair_numbers
+from .separation import QUADRANTS, cosine_panel, quadrant_shares
 from .similarity import SIM_BUDGET_BYTES, max_cosine, pairs_above, top_matches
 
 __all__ = [
@@ -63,6 +64,12 @@ __all__ = [
     "overshoot",
     "pair_numbers",
     "frankenstein",
+    "greedy_insertion",
+    "frontier_at",
+    "frontier_curve",
+    "quadrant_shares",
+    "cosine_panel",
+    "QUADRANTS",
     "BDEC_GROUP",
     "SIM_BUDGET_BYTES",
 ]
