@@ -49,4 +49,25 @@ def stitching_reading(rows: list[dict]) -> str:
                    f"({'smooth' if v <= -0.9 else 'not smooth'} by the ≤ -0.9 rule); in a random order the same "
                    f"swaps give {c:.2f}" + (", so the order, not the swaps themselves, makes the path smooth."
                                             if c > -0.9 >= v else "."))
+    out += _plane_and_frankenstein(r)
     return "\n\n".join(out)
+
+
+def _plane_and_frankenstein(r: dict) -> list[str]:
+    """Sentences for the ΔMSE–cosine and Frankenstein-frontier rows, in the direction of their numbers."""
+    out = []
+    dc = r.get("delta_vs_cosine")
+    if dc and dc["value"] is not None and dc["verdict"] != "untestable here":
+        v, c = dc["value"], dc["control"]["value"]
+        how = {"reproduced": "separates the two effects well", "partly": "separates them only in part"}.get(
+            dc["verdict"], "hardly separates them")
+        out.append(f"**The 0.7 line.** {pct(v)} of the larger SAE's firing latents sit in the two quadrants the paper "
+                   f"predicts (novel and lowering, or reconstruction and raising), against {pct(c)} if cosine and "
+                   f"effect were unrelated: the cosine {how}.")
+    ff = r.get("frankenstein_frontier")
+    if ff and ff["value"] is not None and ff["verdict"] != "untestable here":
+        v = ff["value"]
+        where = "below" if v < 1 else "above"
+        out.append(f"**Frankenstein SAE.** Built from joint effects, it lies {where} the trained family's frontier at its "
+                   f"own L0 (MSE ratio {v:.3f}; {ff['control']['name']}): {ff['verdict']}.")
+    return out
