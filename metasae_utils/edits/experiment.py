@@ -131,12 +131,17 @@ def run(model, pr: Probe, sae, meta_sae, decomposition, hook: str, ks, seed: int
         sel = torch.arange(acts.shape[1]) if sel is None else sel
         vecs.append(units.steering(acts[c:c + 1], acts[d:d + 1], dirs, sel)[0])
     n_attr = len(ATTRIBUTES)
-    cities = torch.tensor([p[3] for p in plan])
-    rows = (known[cities].unsqueeze(1) * n_attr + torch.arange(n_attr)).reshape(-1)  # (3E,) prompt rows
-    edits = torch.stack(vecs).repeat_interleave(n_attr, 0)
-    pred = probe.answers(model, pr.prompts, pr.resid, pr.choices, hook, rows=rows, edits=edits,
-                         batch_size=batch_size, progress=progress).view(-1, n_attr)
     idx = {a: pr.choices[a].index for a in ATTRIBUTES}
+    cities = torch.tensor([p[3] for p in plan])
+    vecs = torch.stack(vecs)
+    # an edit that moves nothing (the chosen units are silent on both cities) leaves the known answers unchanged
+    pred = torch.tensor([[idx[a](cs.values[a][c]) for a in ATTRIBUTES] for c in cities.tolist()])
+    moving = torch.nonzero(vecs.abs().amax(1) > 0).squeeze(1)
+    if len(moving):
+        rows = (known[cities[moving]].unsqueeze(1) * n_attr + torch.arange(n_attr)).reshape(-1)  # prompt rows
+        pred[moving] = probe.answers(model, pr.prompts, pr.resid, pr.choices, hook, rows=rows,
+                                     edits=vecs[moving].repeat_interleave(n_attr, 0), batch_size=batch_size,
+                                     progress=progress).view(-1, n_attr)
     out = []
     for (method, k, j, c, d, _), p in zip(plan, pred.tolist()):
         truth = [idx[a](cs.values[a][c]) for a in ATTRIBUTES]

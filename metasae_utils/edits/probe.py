@@ -149,7 +149,7 @@ def answers(model, prompts: Prompts, resid: torch.Tensor, choices: dict[str, Cho
     out = []
     for i in tqdm(range(0, len(rows), batch_size), desc="answers", leave=False, disable=not progress):
         sel = rows[i:i + batch_size]
-        r = resid[sel].clone()
+        r = resid[sel, : int(prompts.last[sel].max()) + 1].clone()  # no padding past this batch's longest prompt
         if edits is not None:
             r[torch.arange(len(sel)), prompts.city_pos[sel]] += edits[i:i + batch_size]
         out.append(choose(model, r, prompts.last[sel], table[sel % n_attr], hook))
