@@ -31,12 +31,13 @@ FULL = "full swap (whole SAE code)"
 @dataclass
 class Probe:
     """The model's answers on a city set: ``cities`` (answerable ones), ``choices``, ``prompts`` (3 per city),
-    ``resid`` (n_prompts, T, d) at the hook, ``known`` (n_cities, 3) bool."""
+    ``resid`` (n_prompts, T, d) at the hook, ``known`` (n_cities, 3) bool, ``cache`` of the shared prefix."""
     cities: CitySet
     choices: dict
     prompts: probe.Prompts
     resid: torch.Tensor
     known: torch.Tensor
+    cache: object = None
 
     def counts(self) -> dict:
         """Cities answered correctly per attribute and on all three, out of ``n``."""
@@ -58,9 +59,10 @@ def probe_cities(model, cityset: CitySet, hook: str, batch_size: int = 64, progr
     choices = probe.value_choices(model.tokenizer, cityset)
     cities = probe.answerable(cityset, choices)
     prompts = probe.build_prompts(model, cities.cities)
-    resid = probe.residuals(model, prompts, hook, batch_size)
-    pred = probe.answers(model, prompts, resid, choices, hook, batch_size=batch_size, progress=progress)
-    return Probe(cities, choices, prompts, resid, probe.known(cities, prompts, pred, choices))
+    cache = probe.prefix_cache(model, prompts.prefix)
+    resid = probe.residuals(model, prompts, hook, cache, batch_size)
+    pred = probe.answers(model, prompts, resid, choices, hook, cache, batch_size=batch_size, progress=progress)
+    return Probe(cities, choices, prompts, resid, probe.known(cities, prompts, pred, choices), cache)
 
 
 def unit_activations(x: torch.Tensor, sae, meta_sae, decomposition) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -139,7 +141,7 @@ def run(model, pr: Probe, sae, meta_sae, decomposition, hook: str, ks, seed: int
     moving = torch.nonzero(vecs.abs().amax(1) > 0).squeeze(1)
     if len(moving):
         rows = (known[cities[moving]].unsqueeze(1) * n_attr + torch.arange(n_attr)).reshape(-1)  # prompt rows
-        pred[moving] = probe.answers(model, pr.prompts, pr.resid, pr.choices, hook, rows=rows,
+        pred[moving] = probe.answers(model, pr.prompts, pr.resid, pr.choices, hook, pr.cache, rows=rows,
                                      edits=vecs[moving].repeat_interleave(n_attr, 0), batch_size=batch_size,
                                      progress=progress).view(-1, n_attr)
     out = []
