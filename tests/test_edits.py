@@ -181,3 +181,23 @@ def test_verdict_rules():
     assert few["verdict"] == "untestable here" and "knows 9 cities" in few["ours"]
     weak = targeted_edit_row(_summary(0.5, 0.2, 0.0, 0.0, full=0.1), 4, 20, 10, 40)
     assert weak["verdict"] == "untestable here" and "full swap" in weak["ours"]
+
+
+class _FirstWordTok:
+    """A fake tokenizer whose first token of " Word Rest" is the first word."""
+    def __call__(self, text, add_special_tokens=False):
+        return {"input_ids": [hash(text.split()[0]) % 10_000, 1]}
+
+
+def test_values_sharing_a_first_token_are_dropped_with_their_cities():
+    from metasae_utils.edits import probe
+    s = C.CitySet(["A", "B", "C"], {"country": ["United States", "United Kingdom", "Japan"],
+                                    "continent": ["North America", "Europe", "Asia"],
+                                    "language": ["English", "English", "Japanese"]}, [1, 2, 3])
+    ch = probe.value_choices(_FirstWordTok(), s)
+    assert ch["country"].values == ["Japan"] and ch["country"].dropped == ["United Kingdom", "United States"]
+    assert ch["language"].values == ["English", "Japanese"] and ch["language"].dropped == []
+    assert probe.answerable(s, ch).cities == ["C"]
+    with pytest.raises(C.CitySetError, match="residual-stream hook"):
+        probe.start_layer("blocks.3.hook_mlp_out")
+    assert probe.start_layer("blocks.3.hook_resid_pre") == 3 and probe.start_layer("blocks.3.hook_resid_post") == 4
