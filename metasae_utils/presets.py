@@ -139,6 +139,8 @@ class Config:
     edit_max_per_country: int = field(default=5, metadata={
         "doc": "targeted edits: at most this many cities per country (capital first, then the largest)",
         **_range(1, 10**4)})
+    edit_max_cities: Optional[int] = field(default=None, metadata={
+        "doc": "targeted edits: keep only the largest this many cities of the set (None: all)", **_range(10, 10**6)})
     edit_ks: tuple = field(default=(1, 2, 4, 8), metadata={
         "doc": "targeted edits: numbers of units moved per edit (the curve), strictly increasing", "item": int,
         **_range(1, 4096)})

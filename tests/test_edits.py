@@ -50,6 +50,8 @@ def test_builds_capitals_and_large_cities_with_their_attributes():
 def test_max_per_country_keeps_the_capital_first():
     s = _build(min_population=0, max_per_country=1)
     assert s.cities == ["Berlin", "Paris", "Tokyo"] and "Hamburg" in s.dropped["over max_per_country"]
+    big = _build(min_population=0, max_cities=2)
+    assert big.cities == ["Berlin", "Tokyo"] and "Osaka" in big.dropped["over max_cities"]
 
 
 def test_too_few_cities_says_what_to_lower():
@@ -70,6 +72,8 @@ def test_bad_counts():
         _build(min_cities=0)
     with pytest.raises(C.CitySetError, match="max_per_country"):
         _build(max_per_country=0)
+    with pytest.raises(C.CitySetError, match="max_cities"):
+        _build(max_cities=0)
 
 
 def test_duplicate_ambiguous_and_unknown_names():

