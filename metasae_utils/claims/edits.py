@@ -23,15 +23,16 @@ def targeted_edit_row(summary: list[dict], k: int, n_test: int, min_cities: int,
     control_value = None if r_meta is None or r_sae is None else r_meta - r_sae
     control = (f"k = {k} random units of each kind: meta minus SAE", control_value)
     ceiling = _rate(summary, FULL, None, "success")
+    rates = ("" if meta is None or sae is None else
+             f": meta-latents change the target and keep the others in {100 * meta:.0f} % of edits, SAE latents in "
+             f"{100 * sae:.0f} % (random units: meta {100 * (r_meta or 0):.0f} %, SAE {100 * (r_sae or 0):.0f} %; "
+             f"full swap changes the target in {100 * (ceiling or 0):.0f} %)")
     if n_test < min_cities or meta is None or sae is None:
         return row("targeted_edit", f"the model knows {n_known} cities on all three attributes; {n_test} held-out "
-                                    f"cities (fewer than {min_cities}): too few to compare", "untestable here",
+                                    f"cities (fewer than {min_cities}): too few to compare{rates}", "untestable here",
                    None, control)
     diff = meta - sae
-    text = (f"k = {k}, {n_test} held-out cities: meta-latents change the target and keep the others in "
-            f"{100 * meta:.0f} % of edits, SAE latents in {100 * sae:.0f} % (random units: meta "
-            f"{100 * (r_meta or 0):.0f} %, SAE {100 * (r_sae or 0):.0f} %; full swap changes the target in "
-            f"{100 * (ceiling or 0):.0f} %)")
+    text = f"k = {k}, {n_test} held-out cities{rates}"
     if ceiling is None or ceiling < MIN_CEILING:
         return row("targeted_edit", text + ": even the full swap rarely moves the target at this hook",
                    "untestable here", diff, control)

@@ -10,8 +10,10 @@ Protocol (every method is evaluated on exactly the same edits):
 3. For a target attribute A and a unit kind, the k units most selective for A on the training half
    (:func:`.units.selectivity`) are moved from c's activations to c''s (:func:`.units.steering`), at the city's last
    token.  Success: the answer to A's prompt becomes c''s value; keep: the other two answers stay c's values.
-4. Controls: k units drawn at random (per edit) among those active on some training city, of each kind; and the
-   full swap (every SAE latent moved: c''s whole SAE code in place of c's), the ceiling of success.
+4. Controls: k units drawn at random (per edit) among those active on some training city, of each kind; the
+   full swap (every SAE latent moved: c''s whole SAE code in place of c's), the ceiling of success for units; and
+   the residual swap (c''s whole residual at that position in place of c's, SAE error included): whether this one
+   position at this hook carries the attributes at all.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from .cities import ATTRIBUTES, CitySet
 SELECTED = {"SAE latents": "SAE latents", "meta-latents": "meta-latents"}
 RANDOM = {"random SAE latents": "SAE latents", "random meta-latents": "meta-latents"}
 FULL = "full swap (whole SAE code)"
+RESIDUAL = "residual swap (whole residual)"
 
 
 @dataclass
@@ -105,6 +108,7 @@ def _plan(kinds, labels, train, test, donor, ks, seed):
             continue
         for j, a in enumerate(ATTRIBUTES):
             plan.append((FULL, None, j, c, d, None))
+            plan.append((RESIDUAL, None, j, c, d, None))
             for k in ks:
                 for method, kind in SELECTED.items():
                     plan.append((method, k, j, c, d, chosen[(kind, a)][:k]))
@@ -127,8 +131,12 @@ def run(model, pr: Probe, sae, meta_sae, decomposition, hook: str, ks, seed: int
     plan, chosen = _plan(kinds, labels, train, test, donor, ks, seed)
     if not plan:
         return {"edits": [], "n_train": len(train), "n_test": len(test), "chosen": chosen}
+    x = pr.city_residuals(known)
     vecs = []
     for method, k, j, c, d, sel in plan:
+        if method == RESIDUAL:
+            vecs.append(x[d] - x[c])
+            continue
         acts, dirs = kinds[RANDOM.get(method, SELECTED.get(method, "SAE latents"))]
         sel = torch.arange(acts.shape[1]) if sel is None else sel
         vecs.append(units.steering(acts[c:c + 1], acts[d:d + 1], dirs, sel)[0])
