@@ -205,3 +205,19 @@ def test_values_sharing_a_first_token_are_dropped_with_their_cities():
     with pytest.raises(C.CitySetError, match="residual-stream hook"):
         probe.start_layer("blocks.3.hook_mlp_out")
     assert probe.start_layer("blocks.3.hook_resid_pre") == 3 and probe.start_layer("blocks.3.hook_resid_post") == 4
+
+
+def test_fvu_at_is_zero_for_an_exact_sae_and_one_for_a_silent_one():
+    class _SAE:
+        def __init__(self, scale):
+            self.W_dec, self.scale = torch.eye(3), scale
+
+        def encode(self, x):
+            return x * self.scale
+
+        def decode(self, f):
+            return f @ self.W_dec
+
+    x = torch.randn(6, 3)
+    assert X.fvu_at(_SAE(1.0), x) == pytest.approx(0.0, abs=1e-6)
+    assert X.fvu_at(_SAE(0.0), x) == pytest.approx(float((x ** 2).sum() / ((x - x.mean(0)) ** 2).sum()))

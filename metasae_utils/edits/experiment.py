@@ -78,6 +78,15 @@ def unit_activations(x: torch.Tensor, sae, meta_sae, decomposition) -> dict[str,
     return {"SAE latents": (f, w_dec), "meta-latents": (units.meta_codes(f, c), units.unit_rows(m_dec))}
 
 
+@torch.no_grad()
+def fvu_at(sae, x: torch.Tensor) -> float:
+    """The SAE's fraction of variance unexplained on residuals ``x`` (n, d): how much of the cities' residual the
+    units can move at all (the rest, the SAE's error, moves only with the residual swap)."""
+    f = units.sae_codes(sae, x)
+    rec = sae.decode(f.to(sae.W_dec.device, sae.W_dec.dtype)).float().cpu()
+    return float(((x - rec) ** 2).sum() / ((x - x.mean(0)) ** 2).sum().clamp(min=1e-30))
+
+
 def split(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Seeded halves of ``range(n)``: (train, test) long indices (test gets the extra one when n is odd)."""
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
@@ -120,8 +129,8 @@ def _plan(kinds, labels, train, test, donor, ks, seed):
 def run(model, pr: Probe, sae, meta_sae, decomposition, hook: str, ks, seed: int, batch_size: int = 64,
         progress: bool = True) -> dict:
     """The whole experiment on the known cities of ``pr``.  Returns ``edits`` (one dict per edit: method, k,
-    attribute, city, donor, success, keep), ``n_train``, ``n_test``, ``n_edits_per_method`` and ``chosen``
-    ((kind, attribute) -> selected unit ids, most selective first)."""
+    attribute, city, donor, success, keep), ``n_train``, ``n_test``, ``chosen`` ((kind, attribute) -> selected
+    unit ids, most selective first) and ``sae_fvu`` (:func:`fvu_at` on the known cities' residuals)."""
     known = pr.known_cities()
     cs = pr.cities.subset(known.tolist())
     kinds = unit_activations(pr.city_residuals(known), sae, meta_sae, decomposition)
@@ -129,8 +138,9 @@ def run(model, pr: Probe, sae, meta_sae, decomposition, hook: str, ks, seed: int
     labels = {a: [cs.values[a][i] for i in train.tolist()] for a in ATTRIBUTES}
     donor = donors(cs.values, test, seed)
     plan, chosen = _plan(kinds, labels, train, test, donor, ks, seed)
+    fvu = fvu_at(sae, pr.city_residuals(known)) if len(known) > 1 else float("nan")
     if not plan:
-        return {"edits": [], "n_train": len(train), "n_test": len(test), "chosen": chosen}
+        return {"edits": [], "n_train": len(train), "n_test": len(test), "chosen": chosen, "sae_fvu": fvu}
     x = pr.city_residuals(known)
     vecs = []
     for method, k, j, c, d, sel in plan:
@@ -159,7 +169,7 @@ def run(model, pr: Probe, sae, meta_sae, decomposition, hook: str, ks, seed: int
         out.append({"method": method, "k": k, "attribute": ATTRIBUTES[j], "city": cs.cities[c],
                     "donor": cs.cities[d], "success": p[j] == target,
                     "keep": all(p[b] == truth[b] for b in range(n_attr) if b != j)})
-    return {"edits": out, "n_train": len(train), "n_test": int((donor >= 0).sum()), "chosen": chosen}
+    return {"edits": out, "n_train": len(train), "n_test": int((donor >= 0).sum()), "chosen": chosen, "sae_fvu": fvu}
 
 
 def summary(edits: list[dict]) -> list[dict]:
