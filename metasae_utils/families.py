@@ -33,20 +33,17 @@ class Member:
 
 
 def registry_entry(release: str):
-    """SAELens' registry entry of ``release`` (offline: the registry ships with SAELens)."""
-    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
-    directory = get_pretrained_saes_directory()
-    if release not in directory:
-        import difflib
-        close = difflib.get_close_matches(release, list(directory), n=3)
-        raise ConfigError(f"parameter 'sae_release' = {release!r} is not a SAELens release"
-                          + (f"; did you mean {', '.join(close)}?" if close else ""))
-    return directory[release]
+    """SAELens' registry entry of ``release`` (see :func:`metasae_utils.hub.registry_entry`)."""
+    from .hub import registry_entry as entry
+    return entry(release)
 
 
 def check_pretrained(cfg: Config) -> None:
     """Release and ids exist in the registry (before any download)."""
     lookup = registry_entry(cfg.sae_release)
+    if lookup.model and lookup.model != cfg.model:
+        raise ConfigError(f"parameter 'model' = {cfg.model!r}, but the SAEs of release {cfg.sae_release!r} read "
+                          f"{lookup.model!r}; allowed: model: {lookup.model}")
     for sae_id in cfg.sae_ids:
         if sae_id not in lookup.saes_map:
             ids = list(lookup.saes_map)
@@ -170,7 +167,7 @@ def load_pretrained_family(cfg: Config, device: str) -> list[Member]:
     """``SAE.from_pretrained`` for every id of the preset (needs the hub)."""
     from .sources import check_hub
     check_pretrained(cfg)
-    check_hub(f"SAE release '{cfg.sae_release}'")
+    check_hub(f"SAE release '{cfg.sae_release}'", cfg=cfg, parts=("saes",))
     from sae_lens import SAE
     members = []
     for sae_id in cfg.sae_ids:

@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 from .artifacts import REPO
-from .presets import ConfigError, resolve
+from .presets import ConfigError, is_preset_file, preset_label, resolve
 
 RUN_KEY = "metasae_run_key"
 
@@ -126,11 +126,13 @@ class Result:
 
 def build(preset: str = "offline", out: Path = REPO, params: dict | None = None, only: list[str] | None = None,
           force: bool = False, kernel: str = "python3", src: Path = REPO) -> list[Result]:
-    """Execute the chapters into ``out/book`` and write ``out/_build/timings-<preset>.json``."""
-    import papermill as pm
+    """Execute the chapters into ``out/book`` and write ``out/_build/timings-<preset>.json``.  ``preset``: a
+    bundled preset's name or the path of a user's preset file (*.yaml)."""
     from tqdm.auto import tqdm
 
     params = dict(params or {})
+    if is_preset_file(preset):  # a user's own preset file: the notebooks run in notebooks/, so pass it absolute
+        preset = str(Path(preset).expanduser().resolve())
     resolve(preset, **params)  # every notebook shares the schema: validate before any compute
     stems = chapters(src)
     if only:
@@ -141,12 +143,27 @@ def build(preset: str = "offline", out: Path = REPO, params: dict | None = None,
     cfg = resolve(preset, **params)
     if cfg.is_hub:  # fail in seconds, before any notebook starts, when the hub cannot be reached
         from .sources import check_hub
-        check_hub(f"preset '{preset}'")
+        check_hub(f"preset '{preset}'", cfg=cfg)
     out = stage(out) if Path(src) == REPO else Path(out)
     (out / "book").mkdir(parents=True, exist_ok=True)
     tqdm.write("precision: " + "; ".join(f"{what} {d} ({why})" for what, (d, why) in resolved_precision(cfg).items()))
+    from .locks import build_lock
+    with build_lock(f"build --preset {preset_label(preset)}"):  # `cache prune` refuses while this runs
+        results = _run_chapters(stems, preset, params, cfg, out, src, force, kernel)
+    timings = out / "_build" / f"timings-{preset_label(preset)}.json"
+    timings.parent.mkdir(parents=True, exist_ok=True)
+    timings.write_text(json.dumps([r.__dict__ for r in results], indent=1))
+    return results
+
+
+def _run_chapters(stems, preset, params, cfg, out: Path, src: Path, force: bool, kernel: str) -> list[Result]:
+    """Execute (or reuse) each chapter of ``stems`` in order into ``out/book``; the first failure raises
+    :class:`NotebookFailed`.  Each kernel is started by papermill with ``JPY_PARENT_PID`` set to this process, so
+    ipykernel's parent poller ends it within a second when this process dies, even by SIGKILL."""
+    import papermill as pm
+    from tqdm.auto import tqdm
     results = []
-    for stem in tqdm(stems, desc=f"book [{preset}]", unit="notebook"):
+    for stem in tqdm(stems, desc=f"book [{preset_label(preset)}]", unit="notebook"):
         target = out / "book" / f"{stem}.ipynb"
         source = Path(src) / "notebooks" / f"{stem}.ipynb"
         key = run_key(source, preset, params)
@@ -178,9 +195,6 @@ def build(preset: str = "offline", out: Path = REPO, params: dict | None = None,
         tmp.replace(target)
         results.append(Result(stem, "ran", seconds))
         tqdm.write(f"  {stem}: ran in {seconds:.0f} s")
-    timings = out / "_build" / f"timings-{preset}.json"
-    timings.parent.mkdir(parents=True, exist_ok=True)
-    timings.write_text(json.dumps([r.__dict__ for r in results], indent=1))
     return results
 
 
