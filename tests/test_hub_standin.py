@@ -24,10 +24,11 @@ CACHE = REPO / ".cache" / "hub-standin"
 FS = "blocks.8.hook_resid_pre_{}"
 #: gpt2-paper with its sizes cut: two of the eight SAEs, a few thousand tokens, short meta-SAE runs
 SMALL = {"device": "cpu", "widths": "[768, 1536]", "sae_ids": f"[{FS.format(768)}, {FS.format(1536)}]",
-         "n_train_tokens": "8192", "n_eval_tokens": "2048", "model_batch_size": "16", "train_batch_size": "1024",
+         "context_size": "64", "n_train_tokens": "4096", "n_eval_tokens": "1024", "model_batch_size": "4",
+         "train_batch_size": "512",
          "meta_steps": "60", "meta_batch_size": "512", "meta_fraction": "0.25", "synthetic_size": "small",
          "arch_compare": "[standard, batchtopk]", "arch_train_epochs": "0.5", "arch_meta_steps": "40",
-         "arch_synthetic_steps": "100", "n_ce_seqs": "4", "cell_timeout": "900"}
+         "arch_synthetic_steps": "100", "n_ce_seqs": "2", "cell_timeout": "900"}
 
 
 @pytest.fixture(scope="session")

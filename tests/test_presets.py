@@ -148,3 +148,11 @@ def test_notebook_parameter_preset_may_be_a_file(tmp_path, monkeypatch):
     path = _user_preset(tmp_path, (PRESET_DIR / "ci.yaml").read_text())
     cfg = book.configure("test", {"preset": str(path), "n_examples": 3})
     assert cfg.n_examples == 3 and book.provenance_record()["preset"] == "my"
+
+
+def test_readme_worked_example_preset_validates(tmp_path):
+    from metasae_utils.artifacts import REPO
+    text = (REPO / "README.md").read_text()
+    block = text.split("# my-saes.yaml\n", 1)[1].split("```", 1)[0]
+    cfg = resolve(str(_user_preset(tmp_path, block)))
+    assert cfg.family == "local" and cfg.sae_dir == "/data/my-saes" and cfg.widths == (576, 1152, 2304)
