@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,12 +150,28 @@ def build(preset: str = "offline", out: Path = REPO, params: dict | None = None,
     (out / "book").mkdir(parents=True, exist_ok=True)
     tqdm.write("precision: " + "; ".join(f"{what} {d} ({why})" for what, (d, why) in resolved_precision(cfg).items()))
     from .locks import build_lock
-    with build_lock(f"build --preset {preset_label(preset)}"):  # `cache prune` refuses while this runs
+    with build_lock(f"build --preset {preset_label(preset)}"), kernels_import_this_package():
         results = _run_chapters(stems, preset, params, cfg, out, src, force, kernel)
     timings = out / "_build" / f"timings-{preset_label(preset)}.json"
     timings.parent.mkdir(parents=True, exist_ok=True)
     timings.write_text(json.dumps([r.__dict__ for r in results], indent=1))
     return results
+
+
+@contextmanager
+def kernels_import_this_package():
+    """Put this package's checkout first on the kernels' ``PYTHONPATH`` while the block runs.  The kernels run in
+    ``notebooks/``, so ``import metasae_utils`` there would otherwise find whichever copy is installed (another
+    checkout's editable install), while :func:`run_key` hashes this one's code."""
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO)] + ([old] if old else []))
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
 
 
 def _run_chapters(stems, preset, params, cfg, out: Path, src: Path, force: bool, kernel: str) -> list[Result]:

@@ -76,3 +76,14 @@ def test_run_key_follows_declared_input_files(tmp_path):
     nb.metadata = {}
     nbformat.write(nb, str(path))
     assert runner.inputs_hash(path, tmp_path) == ""
+
+
+def test_kernels_import_this_checkouts_package(tmp_path, chapter_src, monkeypatch):
+    """The kernels run in notebooks/; they must import the package whose code run_key hashed, not another
+    installed copy."""
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    src = chapter_src(tmp_path / "src", {"where": "import metasae_utils\nprint('package at', metasae_utils.__file__)"})
+    runner.build("ci", tmp_path / "out", src=src)
+    assert f"package at {runner.REPO / 'metasae_utils' / '__init__.py'}" in _stdout(tmp_path / "out" / "book" / "where.ipynb")
+    import os
+    assert "PYTHONPATH" not in os.environ
