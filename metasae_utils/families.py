@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,7 +172,9 @@ def load_pretrained_family(cfg: Config, device: str) -> list[Member]:
     from sae_lens import SAE
     members = []
     for sae_id in cfg.sae_ids:
-        sae = SAE.from_pretrained(cfg.sae_release, sae_id, device=device)
+        with warnings.catch_warnings():  # "load the model with model_from_pretrained_kwargs": sources.load_model
+            warnings.filterwarnings("ignore", message=r"\s*This SAE has non-empty model_from_pretrained_kwargs")
+            sae = SAE.from_pretrained(cfg.sae_release, sae_id, device=device)
         sae = sae[0] if isinstance(sae, tuple) else sae
         members.append(Member(sae_id, sae.eval(), sae.cfg.d_sae, cfg.architecture, None, {"sae_id": sae_id}))
     return sorted(members, key=lambda m: m.width)
