@@ -51,8 +51,9 @@ def configure(chapter: str, params: dict) -> Config:
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    from . import plots, precision
+    from . import hub, plots, precision
     from .sources import pick_device
+    hub.quiet_model_kwargs_warning()
     precision.configure(cfg.train_dtype, pick_device(cfg))
     plots.setup()
     _STATE.update(chapter=chapter, preset=preset_label(preset), overrides=params, start=time.time(), cfg=cfg,

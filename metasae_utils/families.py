@@ -170,10 +170,12 @@ def load_pretrained_family(cfg: Config, device: str) -> list[Member]:
     check_pretrained(cfg)
     check_hub(f"SAE release '{cfg.sae_release}'", cfg=cfg, parts=("saes",))
     from sae_lens import SAE
+
+    from .hub import quiet_model_kwargs_warning
     members = []
     for sae_id in cfg.sae_ids:
         with warnings.catch_warnings():  # "load the model with model_from_pretrained_kwargs": sources.load_model
-            warnings.filterwarnings("ignore", message=r"\s*This SAE has non-empty model_from_pretrained_kwargs")
+            quiet_model_kwargs_warning()
             sae = SAE.from_pretrained(cfg.sae_release, sae_id, device=device)
         sae = sae[0] if isinstance(sae, tuple) else sae
         members.append(Member(sae_id, sae.eval(), sae.cfg.d_sae, cfg.architecture, None, {"sae_id": sae_id}))

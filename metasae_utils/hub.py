@@ -47,6 +47,14 @@ def model_kwargs(cfg: Config) -> dict:
     return dict(overrides.get("model_from_pretrained_kwargs") or {})
 
 
+def quiet_model_kwargs_warning() -> None:
+    """Silence SAELens's "This SAE has non-empty model_from_pretrained_kwargs ... load the model like so" warning
+    (raised by every SAE built from such a config): :func:`metasae_utils.sources.load_model` already loads the
+    model with those kwargs (:func:`model_kwargs`)."""
+    import warnings
+    warnings.filterwarnings("ignore", message=r"\s*This SAE has non-empty model_from_pretrained_kwargs")
+
+
 def _in_hub_cache(repo_id: str, filename: str, repo_type: str = "model") -> bool:
     from huggingface_hub import try_to_load_from_cache
     return isinstance(try_to_load_from_cache(repo_id, filename, repo_type=repo_type), str)

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 #: bump when the layout or content changes: the test fixture rebuilds a cache with another version
-VERSION = 1
+VERSION = 2
 COMMIT = "0" * 39 + "1"
 FS_REPO = "jbloom/GPT2-Small-Feature-Splitting-Experiment-Layer-8"
 GEMMA_REPO = "google/gemma-scope-2b-pt-res"
@@ -186,15 +186,29 @@ def legacy_sae_cfg(d_sae: int) -> dict:
             "model_kwargs": {}, "tokens_per_buffer": 67_108_864}
 
 
-def sae_files(d_in: int, d_sae: int, seed: int) -> dict[str, object]:
-    """``cfg.json``, ``sae_weights.safetensors`` (W_enc, b_enc, W_dec, b_dec; unit-norm decoder rows) and
-    ``sparsity.safetensors`` (log10 feature density) of one feature-splitting SAE, random."""
+def split_decoder(parent: torch.Tensor | None, d_in: int, d_sae: int, g: torch.Generator,
+                  similar: float = 0.65) -> torch.Tensor:
+    """Unit-norm decoder rows (d_sae, d_in) shaped like a feature-splitting family: a share ``similar`` of the rows
+    are noisy copies of ``parent``'s rows (cosine about 0.85: "split" / "similar" latents), the rest random
+    ("novel"); all random when there is no parent (the smallest SAE)."""
+    w = torch.randn(d_sae, d_in, generator=g)
+    if parent is not None:
+        n = int(similar * d_sae)
+        src = parent[torch.arange(n) % len(parent)]
+        noise = torch.randn(n, d_in, generator=g)
+        noise /= noise.norm(dim=1, keepdim=True)
+        w[:n] = src + 0.6 * noise
+    return w / w.norm(dim=1, keepdim=True)
+
+
+def sae_files(w_dec: torch.Tensor, seed: int) -> dict[str, object]:
+    """``cfg.json``, ``sae_weights.safetensors`` (W_enc, b_enc, W_dec, b_dec) and ``sparsity.safetensors``
+    (log10 feature density) of one feature-splitting SAE with decoder ``w_dec`` (d_sae, d_in)."""
     from safetensors.torch import save_file
+    d_sae, d_in = w_dec.shape
     g = torch.Generator().manual_seed(seed)
-    w_dec = torch.randn(d_sae, d_in, generator=g)
-    w_dec /= w_dec.norm(dim=1, keepdim=True)
     weights = {"W_enc": w_dec.T.contiguous() * 0.5, "b_enc": torch.full((d_sae,), -0.05),
-               "W_dec": w_dec, "b_dec": torch.randn(d_in, generator=g) * 0.01}
+               "W_dec": w_dec.contiguous(), "b_dec": torch.randn(d_in, generator=g) * 0.01}
     sparsity = {"sparsity": -1 - 3 * torch.rand(d_sae, generator=g)}
     return {"cfg.json": _json(legacy_sae_cfg(d_sae)),
             "sae_weights.safetensors": lambda p: save_file(weights, str(p)),
@@ -261,8 +275,10 @@ def make_cache(hf_home: str | Path, widths=(768, 1536), n_docs: int = 1500) -> P
     texts = _corpus_text()
     paras = [d for t in texts for d in _documents(t)]
     _put(hf_home, "gpt2", gpt2_files(texts))
+    g, parent = torch.Generator().manual_seed(0), None
     for i, d_sae in enumerate(widths):
-        files = sae_files(768, d_sae, seed=i)
+        parent = split_decoder(parent, 768, d_sae, g)
+        files = sae_files(parent, seed=i)
         _put(hf_home, FS_REPO, {f"blocks.8.hook_resid_pre_{d_sae}/{k}": v for k, v in files.items()})
     _put(hf_home, GEMMA_REPO, gemma_scope_files())
     text_cache(hf_home, paras[:n_docs])
