@@ -27,7 +27,7 @@ SMALL = {"device": "cpu", "widths": "[768, 1536]", "sae_ids": f"[{FS.format(768)
          "context_size": "64", "n_train_tokens": "4096", "n_eval_tokens": "1024", "model_batch_size": "4",
          "train_batch_size": "512",
          "meta_steps": "60", "meta_batch_size": "512", "meta_fraction": "0.25", "synthetic_size": "small",
-         "arch_compare": "[standard, batchtopk]", "arch_train_epochs": "0.5", "arch_meta_steps": "40",
+         "arch_compare": "[standard]", "arch_train_epochs": "0.5", "arch_meta_steps": "40",
          "arch_synthetic_steps": "100", "n_ce_seqs": "2", "cell_timeout": "900"}
 
 
