@@ -109,3 +109,28 @@ def missing(cfg: Config, parts=PARTS) -> str | None:
             if not _in_hub_cache(repo, f):
                 return f"SAE release '{cfg.sae_release}' (hub repo {repo!r}, file {f!r} under {constants.HF_HUB_CACHE})"
     return None
+
+
+#: the hub's automatic parquet export of a dataset (branch refs/convert/parquet: <config>/<split or partial-split>/)
+PARQUET_EXPORT = "hf://datasets/{name}@refs%2Fconvert%2Fparquet/*/*train/*.parquet"
+
+
+def stream_text(name: str):
+    """``load_dataset(name, split="train", streaming=True)`` (offline: from the ``datasets`` Arrow cache).
+
+    ``datasets`` >= 4 refuses repositories that still hold a loading script ("Dataset scripts are no longer
+    supported", e.g. ``Skylion007/openwebtext``); their rows are then streamed from the hub's parquet export
+    (:data:`PARQUET_EXPORT`), and a ConfigError names the dataset when that fails too."""
+    from datasets import load_dataset
+    try:
+        return load_dataset(name, split="train", streaming=True)
+    except RuntimeError as e:
+        if "Dataset scripts are no longer supported" not in str(e):
+            raise
+        files = PARQUET_EXPORT.format(name=name)
+        try:
+            return load_dataset("parquet", data_files={"train": files}, split="train", streaming=True)
+        except Exception as e2:  # noqa: BLE001 (named in the message)
+            raise ConfigError(f"parameter 'text' = {name!r} holds a loading script, which this datasets version no "
+                              f"longer runs ({e}), and its parquet export {files} could not be read "
+                              f"({type(e2).__name__}: {e2}); choose a dataset stored as data files") from None

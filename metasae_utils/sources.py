@@ -163,8 +163,8 @@ def load_corpus(cfg: Config, max_docs: int = 20000) -> Corpus:
         labels = [f"{s.year} {s.president}" for s in speeches]
     else:
         check_hub(f"dataset '{cfg.text}'", cfg=cfg, parts=("text",))
-        from datasets import load_dataset
-        stream = load_dataset(cfg.text, split="train", streaming=True)
+        from .hub import stream_text
+        stream = stream_text(cfg.text)
         docs, labels = [], []
         for i, row in enumerate(stream):
             if i >= max_docs:
