@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from metasae_utils import locks
 from metasae_utils.__main__ import main
