@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine:
 #   make book   - venv, offline assets, execute every notebook (papermill, preset $(PRESET)), build the book
-#   make test   - unit tests, the notebooks on the 'ci' preset checked with nbval, strict book builds, browser test
+#   make test   - unit tests (with gpt2-paper through the real hub loaders on a hub-shaped offline stand-in cache:
+#                 pytest -m hub_standin), the notebooks on the 'ci' preset checked with nbval, strict book builds, browser test
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 PRESET ?= offline

@@ -23,6 +23,13 @@ def cache_command(args) -> int:
         for label, size in sorted(by_label.items()):
             print(f"  used by {label}: {_mb(size)}")
         return 0
+    from .locks import refuse_while_building
+    busy = refuse_while_building("cache prune")
+    if busy and not args.dry_run:
+        print(f"error: {busy}", file=sys.stderr)
+        return 1
+    if busy:
+        print(f"note: {busy.replace('cache prune refused', 'a real prune would be refused')}")
     try:
         plan = artifacts.prune(args.keep, dry_run=args.dry_run, include_unrecorded=args.include_unrecorded)
     except ConfigError as e:
@@ -45,7 +52,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m metasae_utils", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="execute every chapter notebook with papermill on a preset")
-    b.add_argument("--preset", default="offline")
+    b.add_argument("--preset", default="offline",
+                   help="a bundled preset (offline, ci, gpt2-paper, gemma-scope...) or the path of your own *.yaml")
     b.add_argument("--out", default=".", help="folder that receives book/ (default: the repository)")
     b.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
                    help="override a preset parameter (YAML value), e.g. -p n_train_tokens 100000")

@@ -22,7 +22,7 @@ import time
 from importlib import metadata
 
 from .artifacts import REPO
-from .presets import Config, ConfigError, resolve
+from .presets import Config, ConfigError, preset_label, resolve
 
 _STATE: dict = {}
 PACKAGES = ("torch", "sae-lens", "transformer-lens", "transformers", "plotly", "papermill", "jupyter-book")
@@ -45,20 +45,21 @@ def configure(chapter: str, params: dict) -> Config:
     preset = params.pop("preset", "offline")
     cfg = resolve(preset, **params)
     from . import artifacts
-    artifacts.set_preset(preset)  # cache events of this kernel name the preset (for `cache prune --keep`)
+    artifacts.set_preset(preset_label(preset))  # cache events of this kernel name the preset (for `cache prune --keep`)
     import numpy as np
     import torch
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    from . import plots, precision
+    from . import hub, plots, precision
     from .sources import pick_device
+    hub.quiet_model_kwargs_warning()
     precision.configure(cfg.train_dtype, pick_device(cfg))
     plots.setup()
-    _STATE.update(chapter=chapter, preset=preset, overrides=params, start=time.time(), cfg=cfg,
+    _STATE.update(chapter=chapter, preset=preset_label(preset), overrides=params, start=time.time(), cfg=cfg,
                   page=page_of(chapter))
     from . import report
-    report.begin(preset, chapter, _STATE["page"])
+    report.begin(preset_label(preset), chapter, _STATE["page"])
     return cfg
 
 

@@ -18,6 +18,12 @@ def _at(member: Member | None, step: int | None) -> Member | None:
     return member if member is None or step is None else at_checkpoint(member, step)
 
 
+def _fraction(step: int | None, total: int | None) -> float:
+    """The share of the run at checkpoint ``step`` (None: the end, 1.0).  ``total`` is None for SAEs not trained
+    here (a pretrained or local family records no step count)."""
+    return 1.0 if step is None or not total else step / total
+
+
 def common_steps(*members: Member) -> list[int]:
     """Checkpoint steps every member has (ascending); [] when a member has none."""
     steps = None
@@ -41,7 +47,7 @@ def stitching_budget(small: Member, large: Member, twin: Member | None, activati
     for step in [*common_steps(*members), None]:
         s, lg, tw = (_at(m, step) for m in (small, large, twin))
         nums = pair_numbers(s.sae, lg.sae, activations, twin=tw.sae if tw else None, seed=seed)
-        out.append({"step": step or total, "fraction": (step or total) / total,
+        out.append({"step": step or total, "fraction": _fraction(step, total),
                     **{k: v for k, v in nums.items() if not isinstance(v, (dict, list))},
                     "spearman": nums["mono"]["spearman_step_vs_mse"],
                     "spearman_random": nums["mono_random"]["spearman_step_vs_mse"]})
@@ -56,5 +62,5 @@ def meta_budget(base: Member, train_meta, measure) -> list[dict]:
     out = []
     for step in [*common_steps(base), None]:
         m = _at(base, step)
-        out.append({"step": step or total, "fraction": (step or total) / total, **measure(m.sae, train_meta(m))})
+        out.append({"step": step or total, "fraction": _fraction(step, total), **measure(m.sae, train_meta(m))})
     return out

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,20 +34,17 @@ class Member:
 
 
 def registry_entry(release: str):
-    """SAELens' registry entry of ``release`` (offline: the registry ships with SAELens)."""
-    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
-    directory = get_pretrained_saes_directory()
-    if release not in directory:
-        import difflib
-        close = difflib.get_close_matches(release, list(directory), n=3)
-        raise ConfigError(f"parameter 'sae_release' = {release!r} is not a SAELens release"
-                          + (f"; did you mean {', '.join(close)}?" if close else ""))
-    return directory[release]
+    """SAELens' registry entry of ``release`` (see :func:`metasae_utils.hub.registry_entry`)."""
+    from .hub import registry_entry as entry
+    return entry(release)
 
 
 def check_pretrained(cfg: Config) -> None:
     """Release and ids exist in the registry (before any download)."""
     lookup = registry_entry(cfg.sae_release)
+    if lookup.model and lookup.model != cfg.model:
+        raise ConfigError(f"parameter 'model' = {cfg.model!r}, but the SAEs of release {cfg.sae_release!r} read "
+                          f"{lookup.model!r}; allowed: model: {lookup.model}")
     for sae_id in cfg.sae_ids:
         if sae_id not in lookup.saes_map:
             ids = list(lookup.saes_map)
@@ -170,11 +168,15 @@ def load_pretrained_family(cfg: Config, device: str) -> list[Member]:
     """``SAE.from_pretrained`` for every id of the preset (needs the hub)."""
     from .sources import check_hub
     check_pretrained(cfg)
-    check_hub(f"SAE release '{cfg.sae_release}'")
+    check_hub(f"SAE release '{cfg.sae_release}'", cfg=cfg, parts=("saes",))
     from sae_lens import SAE
+
+    from .hub import quiet_model_kwargs_warning
     members = []
     for sae_id in cfg.sae_ids:
-        sae = SAE.from_pretrained(cfg.sae_release, sae_id, device=device)
+        with warnings.catch_warnings():  # "load the model with model_from_pretrained_kwargs": sources.load_model
+            quiet_model_kwargs_warning()
+            sae = SAE.from_pretrained(cfg.sae_release, sae_id, device=device)
         sae = sae[0] if isinstance(sae, tuple) else sae
         members.append(Member(sae_id, sae.eval(), sae.cfg.d_sae, cfg.architecture, None, {"sae_id": sae_id}))
     return sorted(members, key=lambda m: m.width)

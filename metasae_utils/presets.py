@@ -291,16 +291,46 @@ def _check_consistency(cfg: Config):
                           f"'train_batch_size' = {cfg.train_batch_size}")
 
 
+def is_preset_file(name) -> bool:
+    """Does ``name`` name a user's own preset file (a path ending in .yaml or .yml) rather than a bundled preset?"""
+    return isinstance(name, str) and name.lower().endswith((".yaml", ".yml"))
+
+
+def preset_label(name: str) -> str:
+    """The name a preset's results and cache entries go under: a bundled preset's name, a preset file's stem
+    (``my-run.yaml`` -> ``my-run``)."""
+    return Path(name).stem if is_preset_file(name) else name
+
+
+def preset_source(name: str) -> str:
+    """Where a preset's values come from, for messages: ``presets/NAME.yaml`` or the user's file path."""
+    return name if is_preset_file(name) else f"presets/{name}.yaml"
+
+
+def _read_preset_file(path: Path, shown: str) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"preset file {shown} is not valid YAML: {' '.join(str(e).split())}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"preset file {shown} must be a mapping of parameter names to values")
+    return data
+
+
 def load_preset(name: str) -> dict:
-    """The raw mapping of ``presets/<name>.yaml``; a clear error for an unknown name."""
+    """The raw mapping of ``presets/<name>.yaml``, or of a user's preset file when ``name`` is a path ending in
+    .yaml/.yml (validated exactly like a bundled preset by :func:`resolve`); a clear error for an unknown name."""
+    if is_preset_file(name):
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"parameter 'preset' = {name!r}: no such preset file (looked for {path.resolve()}); "
+                              f"bundled presets: {', '.join(available_presets())}")
+        return _read_preset_file(path, name)
     if not isinstance(name, str) or not (PRESET_DIR / f"{name}.yaml").is_file():
         names = available_presets()
-        raise ConfigError(f"parameter 'preset' = {name!r} is not a preset; allowed: {', '.join(names)}."
-                          f"{_suggest(str(name), names)}")
-    data = yaml.safe_load((PRESET_DIR / f"{name}.yaml").read_text()) or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"preset file presets/{name}.yaml must be a mapping of parameter names to values")
-    return data
+        raise ConfigError(f"parameter 'preset' = {name!r} is not a preset; allowed: {', '.join(names)}, or the path "
+                          f"of your own preset file (*.yaml).{_suggest(str(name), names)}")
+    return _read_preset_file(PRESET_DIR / f"{name}.yaml", f"presets/{name}.yaml")
 
 
 def validate(values: dict) -> Config:
@@ -322,7 +352,7 @@ def resolve(preset: str = "offline", **overrides) -> Config:
     try:
         validate(base)
     except ConfigError as e:
-        raise ConfigError(f"in presets/{preset}.yaml: {e}") from None
+        raise ConfigError(f"in {preset_source(preset)}: {e}") from None
     merged = dict(base)
     merged.update({k: v for k, v in overrides.items() if v is not None or k not in FIELDS})
     return validate(merged)

@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from .artifacts import REPO
-from .presets import ConfigError, resolve
+from .presets import ConfigError, is_preset_file, preset_label, resolve
 
 RUN_KEY = "metasae_run_key"
 
@@ -126,11 +128,13 @@ class Result:
 
 def build(preset: str = "offline", out: Path = REPO, params: dict | None = None, only: list[str] | None = None,
           force: bool = False, kernel: str = "python3", src: Path = REPO) -> list[Result]:
-    """Execute the chapters into ``out/book`` and write ``out/_build/timings-<preset>.json``."""
-    import papermill as pm
+    """Execute the chapters into ``out/book`` and write ``out/_build/timings-<preset>.json``.  ``preset``: a
+    bundled preset's name or the path of a user's preset file (*.yaml)."""
     from tqdm.auto import tqdm
 
     params = dict(params or {})
+    if is_preset_file(preset):  # a user's own preset file: the notebooks run in notebooks/, so pass it absolute
+        preset = str(Path(preset).expanduser().resolve())
     resolve(preset, **params)  # every notebook shares the schema: validate before any compute
     stems = chapters(src)
     if only:
@@ -141,12 +145,43 @@ def build(preset: str = "offline", out: Path = REPO, params: dict | None = None,
     cfg = resolve(preset, **params)
     if cfg.is_hub:  # fail in seconds, before any notebook starts, when the hub cannot be reached
         from .sources import check_hub
-        check_hub(f"preset '{preset}'")
+        check_hub(f"preset '{preset}'", cfg=cfg)
     out = stage(out) if Path(src) == REPO else Path(out)
     (out / "book").mkdir(parents=True, exist_ok=True)
     tqdm.write("precision: " + "; ".join(f"{what} {d} ({why})" for what, (d, why) in resolved_precision(cfg).items()))
+    from .locks import build_lock
+    with build_lock(f"build --preset {preset_label(preset)}"), kernels_import_this_package():
+        results = _run_chapters(stems, preset, params, cfg, out, src, force, kernel)
+    timings = out / "_build" / f"timings-{preset_label(preset)}.json"
+    timings.parent.mkdir(parents=True, exist_ok=True)
+    timings.write_text(json.dumps([r.__dict__ for r in results], indent=1))
+    return results
+
+
+@contextmanager
+def kernels_import_this_package():
+    """Put this package's checkout first on the kernels' ``PYTHONPATH`` while the block runs.  The kernels run in
+    ``notebooks/``, so ``import metasae_utils`` there would otherwise find whichever copy is installed (another
+    checkout's editable install), while :func:`run_key` hashes this one's code."""
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO)] + ([old] if old else []))
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
+
+
+def _run_chapters(stems, preset, params, cfg, out: Path, src: Path, force: bool, kernel: str) -> list[Result]:
+    """Execute (or reuse) each chapter of ``stems`` in order into ``out/book``; the first failure raises
+    :class:`NotebookFailed`.  Each kernel is started by papermill with ``JPY_PARENT_PID`` set to this process, so
+    ipykernel's parent poller ends it within a second when this process dies, even by SIGKILL."""
+    import papermill as pm
+    from tqdm.auto import tqdm
     results = []
-    for stem in tqdm(stems, desc=f"book [{preset}]", unit="notebook"):
+    for stem in tqdm(stems, desc=f"book [{preset_label(preset)}]", unit="notebook"):
         target = out / "book" / f"{stem}.ipynb"
         source = Path(src) / "notebooks" / f"{stem}.ipynb"
         key = run_key(source, preset, params)
@@ -178,9 +213,6 @@ def build(preset: str = "offline", out: Path = REPO, params: dict | None = None,
         tmp.replace(target)
         results.append(Result(stem, "ran", seconds))
         tqdm.write(f"  {stem}: ran in {seconds:.0f} s")
-    timings = out / "_build" / f"timings-{preset}.json"
-    timings.parent.mkdir(parents=True, exist_ok=True)
-    timings.write_text(json.dumps([r.__dict__ for r in results], indent=1))
     return results
 
 

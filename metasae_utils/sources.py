@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,13 +49,21 @@ def pick_device(cfg: Config) -> str:
     return cfg.device
 
 
-def check_hub(what: str, timeout: float = 5.0) -> None:
-    """Fail fast (within ``timeout`` seconds) when the Hugging Face hub is unreachable."""
+def check_hub(what: str, timeout: float = 5.0, cfg: Config | None = None, parts=("model", "text", "saes")) -> None:
+    """Fail fast (within ``timeout`` seconds) when the Hugging Face hub is unreachable.
+
+    With ``HF_HUB_OFFLINE`` set the hub libraries read only their local caches: then this passes when those caches
+    hold what ``cfg`` needs (``parts`` of it, see :func:`metasae_utils.hub.missing`) and names the first missing
+    file otherwise."""
+    from . import hub
     hint = (f"{what} needs the Hugging Face hub, which cannot be reached from here. Run the 'offline' preset "
             "instead (SmolLM2-135M + State of the Union text, no network): "
             "python -m metasae_utils build --preset offline")
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False"):
-        raise HubUnreachableError(hint + " (HF_HUB_OFFLINE is set)")
+    if hub.offline():
+        gap = hub.missing(cfg, parts) if cfg is not None else "its files (no preset given)"
+        if gap is None:
+            return
+        raise HubUnreachableError(f"{hint} (HF_HUB_OFFLINE is set and the local Hugging Face cache lacks {gap})")
     import urllib.error
     import urllib.request
     try:  # a real HTTPS round trip: a bare TCP connect can succeed behind a sandbox's proxy
@@ -64,7 +71,8 @@ def check_hub(what: str, timeout: float = 5.0) -> None:
     except urllib.error.HTTPError:
         pass  # the hub answered (even a 4xx means it is reachable)
     except (OSError, ValueError) as e:
-        raise HubUnreachableError(f"{hint} ({type(e).__name__}: {e})") from None
+        raise HubUnreachableError(f"{hint} ({type(e).__name__}: {e}; with a filled local Hugging Face cache, "
+                                  "set HF_HUB_OFFLINE=1)") from None
 
 
 # -- models ------------------------------------------------------------------------------------------
@@ -116,9 +124,12 @@ def load_model(cfg: Config):
         hf = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
         model = hooked_from_hf(hf, tok, folder.parent / "tl-config", device, dtype)
     else:
-        check_hub(f"model '{cfg.model}'")
+        check_hub(f"model '{cfg.model}'", cfg=cfg, parts=("model",))
         from transformer_lens import HookedTransformer
-        model = HookedTransformer.from_pretrained(cfg.model, device=device, dtype=dtype)
+
+        from .hub import model_kwargs
+        # the SAE release's own loading arguments (e.g. center_writing_weights), as SAELens asks for them
+        model = HookedTransformer.from_pretrained(cfg.model, device=device, dtype=dtype, **model_kwargs(cfg))
     check_hook(model, cfg.hook)
     return model
 
@@ -150,9 +161,9 @@ def load_corpus(cfg: Config, max_docs: int = 20000) -> Corpus:
         docs = [s.text for s in speeches]
         labels = [f"{s.year} {s.president}" for s in speeches]
     else:
-        check_hub(f"dataset '{cfg.text}'")
-        from datasets import load_dataset
-        stream = load_dataset(cfg.text, split="train", streaming=True)
+        check_hub(f"dataset '{cfg.text}'", cfg=cfg, parts=("text",))
+        from .hub import stream_text
+        stream = stream_text(cfg.text)
         docs, labels = [], []
         for i, row in enumerate(stream):
             if i >= max_docs:

@@ -79,3 +79,18 @@ def test_budget_steps_are_the_checkpoints_every_member_has():
     b = families.Member("b", None, 16, "standard", None, {"checkpoints": {10: "x", 40: "z"}})
     assert budget.common_steps(a, b) == [10, 40]
     assert budget.common_steps(a, families.Member("c", None, 8, "standard", None, {})) == []
+
+
+def test_budget_of_a_family_not_trained_here_is_its_end_point():
+    """A pretrained or local family records no step count: its one budget point is the end of its run."""
+    import torch
+    from sae_lens import StandardSAE, StandardSAEConfig
+
+    from metasae_utils import budget
+    torch.manual_seed(0)
+    small, large = (families.Member(f"w{w}", StandardSAE(StandardSAEConfig(d_in=16, d_sae=w)), w, "standard")
+                    for w in (8, 16))
+    got = budget.stitching_budget(small, large, None, torch.randn(256, 16))
+    assert len(got) == 1 and got[0]["fraction"] == 1.0 and got[0]["step"] is None
+    out = budget.meta_budget(large, lambda m: None, lambda sae, meta: {"x": 1.0})
+    assert out == [{"step": None, "fraction": 1.0, "x": 1.0}]

@@ -138,7 +138,7 @@ def test_cli_refuses_a_missing_hook_in_one_line(capsys):
 def hub_standin(monkeypatch, gpt2_standin):
     """The hub path with the GPT-2 stand-in served instead of a download."""
     from transformer_lens import HookedTransformer
-    monkeypatch.setattr(sources, "check_hub", lambda what, timeout=5.0: None)
+    monkeypatch.setattr(sources, "check_hub", lambda what, timeout=5.0, cfg=None, parts=(): None)
     monkeypatch.setattr(HookedTransformer, "from_pretrained", classmethod(lambda cls, *a, **k: gpt2_standin))
     return gpt2_standin
 
@@ -155,7 +155,7 @@ def test_hook_the_model_lacks_fails_after_load_and_before_any_activation(hub_sta
 
 def test_pretrained_sae_of_the_wrong_width_is_refused(monkeypatch):
     from sae_lens import SAE, StandardSAE, StandardSAEConfig
-    monkeypatch.setattr(sources, "check_hub", lambda what, timeout=5.0: None)
+    monkeypatch.setattr(sources, "check_hub", lambda what, timeout=5.0, cfg=None, parts=(): None)
     monkeypatch.setattr(SAE, "from_pretrained", classmethod(
         lambda cls, release, sae_id, device="cpu": StandardSAE(StandardSAEConfig(d_in=64, d_sae=32))))
     with pytest.raises(ConfigError, match=r"d_in = 64 but blocks.8.hook_resid_pre has width 768; parameter "

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from metasae_utils import book
-from metasae_utils.presets import FIELDS, Config, ConfigError, available_presets, resolve, validate
+from metasae_utils.presets import (FIELDS, PRESET_DIR, Config, ConfigError, available_presets, is_preset_file,
+                                    preset_label, resolve, validate)
 
 
 def test_required_presets_exist_and_validate():
@@ -90,3 +91,68 @@ def test_any_value_either_validates_or_names_the_parameter(name, value):
         validate({**resolve("ci").as_dict(), name: value})
     except ConfigError as e:
         assert name in str(e) or "'widths'" in str(e) or "'sae_" in str(e) or "train_batch_size" in str(e)
+
+
+# -- a user's own preset file -------------------------------------------------------------------------------
+
+def _user_preset(tmp_path, text):
+    path = tmp_path / "my.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_user_preset_file_is_read_and_validated_like_a_bundled_one(tmp_path):
+    import yaml
+    ci = yaml.safe_load((PRESET_DIR / "ci.yaml").read_text())
+    path = _user_preset(tmp_path, yaml.safe_dump({**ci, "description": "mine", "widths": [32, 64],
+                                                  "family": "local", "sae_dir": str(tmp_path / "saes")}))
+    cfg = resolve(str(path), n_train_tokens=5000)
+    assert (cfg.description, cfg.widths, cfg.family, cfg.n_train_tokens) == ("mine", (32, 64), "local", 5000)
+    assert preset_label(str(path)) == "my" and is_preset_file("x/My.YML") and not is_preset_file("ci")
+
+
+@pytest.mark.parametrize("text, pattern", [
+    ("n_train_token: 5000\n", r"in .*my.yaml: unknown parameter 'n_train_token'\. Did you mean 'n_train_tokens'"),
+    ("widths: [64, 32]\n", r"in .*my.yaml: parameter 'widths' = \[64, 32\] must be strictly increasing"),
+    ("family: pretrained\n", r"in .*my.yaml: parameters 'sae_release' and 'sae_ids' are required"),
+    ("widths: [64\n", r"preset file .*my.yaml is not valid YAML"),
+    ("- 1\n- 2\n", r"preset file .*my.yaml must be a mapping"),
+])
+def test_bad_user_preset_file_fails_naming_the_field(tmp_path, text, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        resolve(str(_user_preset(tmp_path, text)))
+
+
+def test_missing_user_preset_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match=r"'preset' = '.*nope.yaml': no such preset file .*bundled presets: ci"):
+        resolve(str(tmp_path / "nope.yaml"))
+
+
+def test_cli_user_preset_with_a_misspelling_fails_in_seconds(tmp_path):
+    import subprocess
+    import sys
+    import time
+    path = _user_preset(tmp_path, "description: mine\nl1_coeficient: 3\n")
+    t0 = time.time()
+    r = subprocess.run([sys.executable, "-m", "metasae_utils", "build", "--preset", str(path), "--out",
+                        str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and time.time() - t0 < 60
+    assert "unknown parameter 'l1_coeficient'. Did you mean 'l1_coefficient'?" in r.stderr
+    assert not (tmp_path / "out" / "book").exists()
+
+
+def test_notebook_parameter_preset_may_be_a_file(tmp_path, monkeypatch):
+    from metasae_utils import report
+    monkeypatch.setattr(report, "RESULTS", tmp_path / "results")
+    monkeypatch.setenv("METASAE_CACHE", str(tmp_path / "cache"))
+    path = _user_preset(tmp_path, (PRESET_DIR / "ci.yaml").read_text())
+    cfg = book.configure("test", {"preset": str(path), "n_examples": 3})
+    assert cfg.n_examples == 3 and book.provenance_record()["preset"] == "my"
+
+
+def test_readme_worked_example_preset_validates(tmp_path):
+    from metasae_utils.artifacts import REPO
+    text = (REPO / "README.md").read_text()
+    block = text.split("# my-saes.yaml\n", 1)[1].split("```", 1)[0]
+    cfg = resolve(str(_user_preset(tmp_path, block)))
+    assert cfg.family == "local" and cfg.sae_dir == "/data/my-saes" and cfg.widths == (576, 1152, 2304)

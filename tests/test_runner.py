@@ -76,3 +76,32 @@ def test_run_key_follows_declared_input_files(tmp_path):
     nb.metadata = {}
     nbformat.write(nb, str(path))
     assert runner.inputs_hash(path, tmp_path) == ""
+
+
+def test_kernels_import_this_checkouts_package(tmp_path, chapter_src, monkeypatch):
+    """The kernels run in notebooks/; they must import the package whose code run_key hashed, not another
+    installed copy."""
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    src = chapter_src(tmp_path / "src", {"where": "import metasae_utils\nprint('package at', metasae_utils.__file__)"})
+    runner.build("ci", tmp_path / "out", src=src)
+    assert f"package at {runner.REPO / 'metasae_utils' / '__init__.py'}" in _stdout(tmp_path / "out" / "book" / "where.ipynb")
+    import os
+    assert "PYTHONPATH" not in os.environ
+
+
+def test_build_with_a_users_preset_file_given_relative(tmp_path, chapter_src, monkeypatch):
+    """``--preset my.yaml`` relative to where the command runs: the kernels (running in notebooks/) get it
+    absolute; timings and results go under the file's stem."""
+    from metasae_utils.presets import PRESET_DIR
+    src = chapter_src(tmp_path / "src", {"a_first": "print('first', cfg.n_examples)"})
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "my.yaml").write_text((PRESET_DIR / "ci.yaml").read_text() + "n_examples: 9\n")
+    monkeypatch.chdir(work)
+    out = tmp_path / "out"
+    assert [r.status for r in runner.build("my.yaml", out, src=src)] == ["ran"]
+    assert "first 9" in _stdout(out / "book" / "a_first.ipynb")
+    assert (out / "_build" / "timings-my.json").exists()
+    assert [r.status for r in runner.build("my.yaml", out, src=src)] == ["reused"]
+    (work / "my.yaml").write_text((PRESET_DIR / "ci.yaml").read_text() + "n_examples: 8\n")
+    assert [r.status for r in runner.build("my.yaml", out, src=src)] == ["ran"]

@@ -87,3 +87,27 @@ def test_throughput_is_measured_side_by_side(gpt2_standin):
     tokens = torch.randint(0, 50257, (8, 16))
     r = sources.measure_throughput(gpt2_standin, cfg, tokens, repeats=2)
     assert r["forward_tok_s"] > 0 and r["collect_tok_s"] > 0 and r["layer"] == 8
+
+
+def test_a_script_dataset_is_streamed_from_its_parquet_export(monkeypatch):
+    """datasets >= 4 refuses repositories with a loading script (Skylion007/openwebtext held one): the rows then
+    come from the hub's parquet export; when that fails too, the error names the dataset."""
+    import datasets
+
+    from metasae_utils import hub
+    calls = []
+
+    def fake(path, *args, **kwargs):
+        calls.append((path, kwargs.get("data_files")))
+        if path != "parquet":
+            raise RuntimeError("Dataset scripts are no longer supported, but found openwebtext.py")
+        return iter([{"text": "a"}])
+    monkeypatch.setattr(datasets, "load_dataset", fake)
+    assert list(hub.stream_text("Skylion007/openwebtext")) == [{"text": "a"}]
+    assert calls[1] == ("parquet", {"train": "hf://datasets/Skylion007/openwebtext@refs%2Fconvert%2Fparquet/*/*train/*.parquet"})
+
+    def no_export(path, *args, **kwargs):
+        raise (RuntimeError("Dataset scripts are no longer supported") if path != "parquet" else FileNotFoundError("x"))
+    monkeypatch.setattr(datasets, "load_dataset", no_export)
+    with pytest.raises(ConfigError, match=r"'text' = 'Skylion007/openwebtext' holds a loading script"):
+        hub.stream_text("Skylion007/openwebtext")
