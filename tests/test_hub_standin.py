@@ -27,6 +27,7 @@ SMALL = {"device": "cpu", "widths": "[768, 1536]", "sae_ids": f"[{FS.format(768)
          "context_size": "64", "n_train_tokens": "4096", "n_eval_tokens": "1024", "model_batch_size": "4",
          "train_batch_size": "512",
          "meta_steps": "60", "meta_batch_size": "512", "meta_fraction": "0.25", "synthetic_size": "small",
+         "meta_base_width": "1536", "named_latent": "7",
          "arch_compare": "[standard]", "arch_train_epochs": "0.5", "arch_meta_steps": "40",
          "arch_synthetic_steps": "100", "n_ce_seqs": "2", "cell_timeout": "900"}
 
@@ -89,7 +90,7 @@ def test_loaders_resolve_from_the_hub_shaped_cache(hf_home, tmp_path):
 import json, torch
 from metasae_utils import families, sources
 from metasae_utils.presets import resolve
-cfg = resolve("gpt2-paper", device="cpu", widths=[768, 1536],
+cfg = resolve("gpt2-paper", device="cpu", widths=[768, 1536], meta_base_width=1536, named_latent=7,
               sae_ids=["blocks.8.hook_resid_pre_768", "blocks.8.hook_resid_pre_1536"])
 fam = families.load_family(cfg, 768)
 model = sources.load_model(cfg)
