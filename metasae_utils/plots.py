@@ -237,8 +237,7 @@ def live_explorer(entries: list[dict]):
     return widgets.VBox([pick, out])
 
 
-VERDICT_COLORS = {"reproduced": "#d9f2d9", "partly": "#fff2cc", "not reproduced": "#f8d7da",
-                  "untestable here": "#eeeeee", "qualitative": "#e7eefb", "not measured": "#ffffff"}
+from .tables import VERDICT_COLORS  # noqa: E402  (one palette for every verdict cell)
 
 
 def claims_table(rows: list[dict], presets: list[str]) -> str:
