@@ -48,12 +48,9 @@ def token_html(tokenizer, text: str) -> str:
 
 
 def token_tabs(tokenizer, samples: dict[str, str]):
-    """An ipywidgets Tab with one tokenised sample per tab (tab switching needs no kernel)."""
-    import ipywidgets as widgets
-    tab = widgets.Tab(children=[widgets.HTML(token_html(tokenizer, t)) for t in samples.values()])
-    for i, label in enumerate(samples):
-        tab.set_title(i, label)
-    return tab
+    """One tokenised sample per tab (CSS tabs: they switch without a kernel or a widget library)."""
+    from .views import tabs
+    return tabs({label: token_html(tokenizer, t) for label, t in samples.items()})
 
 
 # -- activations -------------------------------------------------------------------------------------
@@ -202,39 +199,14 @@ def interpolation_curve(paths: list[tuple[str, list[dict]]], family_points: list
 
 def latent_explorer(entries: list[dict], title: str):
     """A kernel-free explorer: a dropdown of latents; each entry (dict with ``label`` and ``rows``: list of
-    (field, value) pairs, values may hold simple HTML) fills a table."""
-    import plotly.graph_objects as go
-    first = entries[0]["rows"]
-    fig = go.Figure(go.Table(columnwidth=[1, 4],
-                             header=dict(values=["", entries[0]["label"]], align="left", fill_color="#e8eef8"),
-                             cells=dict(values=[[r[0] for r in first], [r[1] for r in first]], align="left",
-                                        height=28)))
-    buttons = [dict(label=e["label"], method="restyle",
-                    args=[{"cells.values": [[[r[0] for r in e["rows"]], [r[1] for r in e["rows"]]]],
-                           "header.values": [["", e["label"]]]}]) for e in entries]
-    fig.update_layout(title=title, height=520, margin=dict(l=10, r=10, t=90, b=10),
-                      updatemenus=[dict(buttons=buttons, direction="down", x=0, xanchor="left", y=1.12,
-                                        yanchor="top", showactive=True)])
-    return fig
+    (field, value) pairs, values may hold simple HTML) fills a table that wraps, never clips."""
+    from .views import switcher
+    return switcher(entries, title)
 
 
 def context_text(tokenizer, tokens: torch.Tensor, seq: int, pos: int, before: int = 10, after: int = 3) -> str:
     """Like :func:`context_html`, for plotly tables (bold brackets mark the token)."""
     return _context(tokenizer, tokens, seq, pos, before, after, lambda p: f"<b>[{p}]</b>")
-
-
-def live_explorer(entries: list[dict]):
-    """The same view as :func:`latent_explorer` with ipywidgets, for a live kernel (a Python callback: in the
-    static book only the first entry shows)."""
-    import ipywidgets as widgets
-
-    def render(e):
-        rows = "".join(f"<tr><td><b>{escape(k)}</b></td><td>{v}</td></tr>" for k, v in e["rows"])
-        return f"<table>{rows}</table>"
-    pick = widgets.Dropdown(options=[(e["label"], i) for i, e in enumerate(entries)], description="latent")
-    out = widgets.HTML(render(entries[0]))
-    pick.observe(lambda change: setattr(out, "value", render(entries[change["new"]])), names="value")
-    return widgets.VBox([pick, out])
 
 
 from .tables import VERDICT_COLORS  # noqa: E402  (one palette for every verdict cell)

@@ -173,7 +173,9 @@ def build(preset: str = "offline", out: Path = REPO, params: dict | None = None,
         nb.metadata[RUN_KEY] = key
         nb.metadata["metasae_wall_time_s"] = round(seconds, 1)
         import nbformat
-        _collapse_injected(nb)
+
+        from . import pages
+        pages.clean(nb)  # no progress bars, widget state or CDN scripts in the book; light figures
         nbformat.write(nb, str(tmp))
         tmp.replace(target)
         results.append(Result(stem, "ran", seconds))
@@ -214,7 +216,8 @@ def _npm_tarball(spec: str) -> Path:
 
 
 def stage(out: Path = REPO) -> Path:
-    """Make ``out`` a buildable book: config, toc, hand-written pages and the local JavaScript."""
+    """Make ``out`` a buildable book: config, toc, hand-written pages, the Sphinx extension, the local JavaScript
+    and CSS; the executed notebooks there are cleaned for the page (:func:`clean_book`)."""
     import tarfile
     import tempfile
 
@@ -227,8 +230,14 @@ def stage(out: Path = REPO) -> Path:
             shutil.copy2(REPO / name, out / name)
         for page in (REPO / "book").glob("*.md"):
             shutil.copy2(page, out / "book" / page.name)
+    if out.resolve() != REPO.resolve():
+        shutil.copytree(REPO / "book" / "_ext", out / "book" / "_ext", dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    clean_book(out)
     (static / "html-manager").mkdir(parents=True, exist_ok=True)
     shutil.copy2(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", static / "plotly.min.js")
+    for f in (Path(__file__).parent / "web").iterdir():
+        shutil.copy2(f, static / f.name)
     shutil.copy2(Path(__file__).with_name("widgets-require-config.js"), static / "widgets-require-config.js")
     if (static / "html-manager" / "embed-amd.js").exists() and (static / "require.js").exists():
         return out  # the npm files are pinned: unpack them once
@@ -243,12 +252,23 @@ def stage(out: Path = REPO) -> Path:
     return out
 
 
-def _collapse_injected(nb) -> None:
-    """Collapse papermill's injected-parameters cell in the book (its input stays one click away)."""
-    for cell in nb.cells:
-        tags = cell.metadata.setdefault("tags", [])
-        if "injected-parameters" in tags and "hide-cell" not in tags:
-            tags.append("hide-cell")
+def clean_book(out: Path = REPO) -> list[str]:
+    """Apply :func:`metasae_utils.pages.clean` to every executed notebook in ``out/book`` (idempotent); the names of
+    the notebooks it changed."""
+    import nbformat
+
+    from . import pages
+    changed = []
+    for path in sorted((Path(out) / "book").glob("*.ipynb")):
+        nb = nbformat.read(str(path), as_version=4)
+        before = nbformat.writes(nb)
+        pages.clean(nb)
+        if nbformat.writes(nb) != before:
+            tmp = path.with_suffix(".tmp")
+            nbformat.write(nb, str(tmp))
+            tmp.replace(path)
+            changed.append(path.stem)
+    return changed
 
 
 def main_build(args) -> int:
