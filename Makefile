@@ -30,7 +30,7 @@ notebooks: assets
 
 html:
 	$(PY) -c "from metasae_utils import runner; runner.stage()"
-	$(JB) build . -W -n --keep-going
+	$(JB) build . --all -W -n --keep-going
 
 book: notebooks html
 
@@ -39,9 +39,9 @@ chromium:
 
 test: assets chromium
 	$(PY) -m metasae_utils build --preset ci --out $(CI_OUT)
-	$(JB) build $(CI_OUT) -W -n --keep-going
+	$(JB) build $(CI_OUT) --all -W -n --keep-going
 	$(PY) -c "from metasae_utils import runner; runner.stage()"
-	$(JB) build . -W -n --keep-going
+	$(JB) build . --all -W -n --keep-going
 	BOOK_HTML=$(CI_OUT)/_build/html:_build/html $(PY) -m pytest tests $(CI_OUT)/book/*.ipynb --nbval-lax -q -p no:cacheprovider
 
 clean:
