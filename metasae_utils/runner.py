@@ -240,6 +240,8 @@ def stage(out: Path = REPO) -> Path:
         shutil.copytree(REPO / "book" / "_ext", out / "book" / "_ext", dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("__pycache__"))
     clean_book(out)
+    from . import verdicts  # the intro's at-a-glance grid, from the results files
+    (out / "book" / "verdicts.html").write_text(verdicts.page())
     (static / "html-manager").mkdir(parents=True, exist_ok=True)
     for f in (Path(__file__).parent / "web").iterdir():
         shutil.copy2(f, static / f.name)
