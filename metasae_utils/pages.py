@@ -81,6 +81,8 @@ def clean(nb) -> dict:
         if "injected-parameters" in tags:
             cell.metadata["tags"] = [t for t in tags if t != "hide-cell"] + \
                 ([] if "remove-cell" in tags else ["remove-cell"])
+        elif "parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
         elif not tags:
             del cell.metadata["tags"]
         keep = []
@@ -112,3 +114,25 @@ def clean(nb) -> dict:
             cell.outputs = keep
     nb.metadata.pop("widgets", None)
     return counts
+
+
+def copy_explorer_data(nb, static) -> list[str]:
+    """Copy every explorer data file named in ``nb``'s output metadata (``metasae_explorer``, written by
+    ``explorer.publish``) from the artifact cache into ``static/explorer/``; the names copied."""
+    import shutil
+    from pathlib import Path
+
+    from .artifacts import cache_root
+    copied = []
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            meta = o.get("metadata", {}).get("metasae_explorer")
+            if not meta:
+                continue
+            src = cache_root() / meta["file"]
+            if not src.exists():
+                raise FileNotFoundError(f"explorer data {src} is missing: re-run the explorer chapter")
+            (Path(static) / "explorer").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, Path(static) / "explorer" / meta["name"])
+            copied.append(meta["name"])
+    return copied

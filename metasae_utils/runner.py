@@ -176,6 +176,7 @@ def build(preset: str = "offline", out: Path = REPO, params: dict | None = None,
 
         from . import pages
         pages.clean(nb)  # no progress bars, widget state or CDN scripts in the book; light figures
+        pages.copy_explorer_data(nb, out / STATIC)  # the explorer's JSON, next to the page
         nbformat.write(nb, str(tmp))
         tmp.replace(target)
         results.append(Result(stem, "ran", seconds))
@@ -275,6 +276,7 @@ def clean_book(out: Path = REPO) -> list[str]:
         nb = nbformat.read(str(path), as_version=4)
         before = nbformat.writes(nb)
         pages.clean(nb)
+        pages.copy_explorer_data(nb, Path(out) / STATIC)
         if nbformat.writes(nb) != before:
             tmp = path.with_suffix(".tmp")
             nbformat.write(nb, str(tmp))

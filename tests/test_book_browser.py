@@ -312,7 +312,7 @@ def test_explorer_search_and_pages(pages, visit):
             slider = page.js(f"!!{ex}.querySelector('input[type=range]')")
             if slider:
                 v0 = page.js(f"{ex}.querySelector('.mx-view').innerText")
-                page.js(f"(() => {{ const s = {ex}.querySelector('input[type=range]'); s.value = s.max;"
+                page.js(f"(() => {{ const s = {ex}.querySelector('input[type=range]'); s.value = s.min;"
                         " s.dispatchEvent(new Event('input')); }})()")
                 page.settle(0.3)
                 assert page.js(f"{ex}.querySelector('.mx-view').innerText") != v0, f"{doc}: the slider did nothing"
