@@ -249,9 +249,10 @@ def stage(out: Path = REPO) -> Path:
     shutil.copy2(Path(__file__).with_name("widgets-require-config.js"), static / "widgets-require-config.js")
     wanted = {"plotly.js-cartesian-dist-min@4.1.1": {"plotly-cartesian.min.js": "plotly.min.js"},
               "requirejs@2.3.8": {"require.js": "require.js"}, "@jupyter-widgets/html-manager@1.0.15": None}
-    for spec, files in wanted.items():  # the npm files are pinned: unpack each once
-        if files is None and (static / "html-manager" / "embed-amd.js").exists() or \
-                files and all((static / t).exists() for t in files.values()):
+    for spec, files in wanted.items():  # the npm files are pinned: unpack each once (a stamp names the tarball)
+        stamp = static / f".npm-{spec.replace('/', '_')}"
+        if stamp.exists() and (files is None and (static / "html-manager" / "embed-amd.js").exists() or
+                               files and all((static / t).exists() for t in files.values())):
             continue
         with tempfile.TemporaryDirectory() as tmp, tarfile.open(_npm_tarball(spec)) as tf:
             tf.extractall(tmp, filter="data")
@@ -262,6 +263,7 @@ def stage(out: Path = REPO) -> Path:
                         shutil.copy2(f, static / "html-manager" / f.name)
             for src_name, target in (files or {}).items():
                 shutil.copyfile(pkg / src_name, static / target)  # a fresh mtime: Sphinx recopies it
+        stamp.write_text(NPM_JS[spec][1])
     return out
 
 

@@ -278,7 +278,7 @@ def test_dropdowns_switch(pages, visit):
             if n < 2:
                 continue
             page.js(f"(() => {{ const s = {sel}.querySelector('select'); s.value = '{n - 1}';"
-                    " s.dispatchEvent(new Event('change')); }})()")
+                    " s.dispatchEvent(new Event('change')); })()")
             after = page.js(f"{sel}.querySelector('tbody').innerText")
             assert after and after != before, f"{doc}: choosing another latent changed nothing"
 
@@ -296,7 +296,7 @@ def test_explorer_search_and_pages(pages, visit):
             before = page.js(f"{ex}.querySelector('.mx-view').innerText")
             last = page.js(f"{ex}.dataset.last")
             page.js(f"(() => {{ const q = {ex}.querySelector('input.mx-search'); q.value = '{last}';"
-                    " q.dispatchEvent(new Event('input')); }})()")
+                    " q.dispatchEvent(new Event('input')); })()")
             page.settle(0.3)
             page.js(f"{ex}.querySelector('.mx-results a') && {ex}.querySelector('.mx-results a').click()")
             page.settle(0.3)
@@ -305,7 +305,7 @@ def test_explorer_search_and_pages(pages, visit):
             word = page.js(f"{ex}.dataset.word || ''")
             if word:
                 page.js(f"(() => {{ const q = {ex}.querySelector('input.mx-search'); q.value = {json.dumps(word)};"
-                        " q.dispatchEvent(new Event('input')); }})()")
+                        " q.dispatchEvent(new Event('input')); })()")
                 page.settle(0.3)
                 hits = page.js(f"{ex}.querySelectorAll('.mx-results a').length")
                 assert hits > 0, f"{doc}: no latent found for the word {word!r}"
@@ -313,6 +313,16 @@ def test_explorer_search_and_pages(pages, visit):
             if slider:
                 v0 = page.js(f"{ex}.querySelector('.mx-view').innerText")
                 page.js(f"(() => {{ const s = {ex}.querySelector('input[type=range]'); s.value = s.min;"
-                        " s.dispatchEvent(new Event('input')); }})()")
+                        " s.dispatchEvent(new Event('input')); })()")
                 page.settle(0.3)
                 assert page.js(f"{ex}.querySelector('.mx-view').innerText") != v0, f"{doc}: the slider did nothing"
+
+
+def test_the_table_check_can_fail(chrome):
+    """The width check flags a wide table with no scrolling box, and accepts the same table inside one."""
+    page = chrome.new_page(800)
+    wide = '<table style="width:3000px"><tr><td>x</td></tr></table>'
+    page.js(f"document.body.innerHTML = '<main style=\"width:700px\">{wide}</main>'")
+    assert len(page.js(TABLES_FIT)) == 1
+    page.js(f"document.body.innerHTML = '<main style=\"width:700px\"><div style=\"overflow-x:auto\">{wide}</div></main>'")
+    assert page.js(TABLES_FIT) == []
