@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine:
 #   make book   - venv, offline assets, execute every notebook (papermill, preset $(PRESET)), build the book
-#   make test   - unit tests, the notebooks on the 'ci' preset checked with nbval, strict book builds, browser test
+#   make test   - unit tests, the notebooks on the 'ci' preset checked with nbval (as executed, before pages.clean),
+#                 strict book builds, browser test
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 PRESET ?= offline
@@ -42,7 +43,7 @@ test: assets chromium
 	$(JB) build $(CI_OUT) --all -W -n --keep-going
 	$(PY) -c "from metasae_utils import runner; runner.stage()"
 	$(JB) build . --all -W -n --keep-going
-	BOOK_HTML=$(CI_OUT)/_build/html:_build/html $(PY) -m pytest tests $(CI_OUT)/book/*.ipynb --nbval-lax -q -p no:cacheprovider
+	BOOK_HTML=$(CI_OUT)/_build/html:_build/html $(PY) -m pytest tests $(CI_OUT)/_build/executed/*.ipynb --nbval-lax -q -p no:cacheprovider
 
 clean:
 	rm -rf _build

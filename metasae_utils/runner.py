@@ -6,7 +6,8 @@
 * A notebook whose inputs did not change (its source, the preset's resolved values, the package's code) is
   reused, not re-run; everything it computes is also cached (``metasae_utils.artifacts``).
 * Each notebook is executed into a temporary file; only a successful run replaces the output, so a failure
-  never overwrites the last good notebook.  The first failure stops the build with the notebook's name and the
+  never overwrites the last good notebook.  The book gets it cleaned (``pages.clean``: no progress bars, light
+  figures); ``<out>/_build/executed/`` keeps it as executed, for nbval.  The first failure stops the build with the notebook's name and the
   failing cell's error.
 """
 
@@ -175,6 +176,9 @@ def build(preset: str = "offline", out: Path = REPO, params: dict | None = None,
         import nbformat
 
         from . import pages
+        raw = out / "_build" / "executed" / f"{stem}.ipynb"  # as executed: what nbval re-runs and compares
+        raw.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, str(raw))
         pages.clean(nb)  # no progress bars, widget state or CDN scripts in the book; light figures
         pages.copy_explorer_data(nb, out / STATIC)  # the explorer's JSON, next to the page
         nbformat.write(nb, str(tmp))
