@@ -1,7 +1,8 @@
 # Two commands do everything on a fresh machine:
 #   make book   - venv, offline assets, execute every notebook (papermill, preset $(PRESET)), build the book
 #   make test   - unit tests (with gpt2-paper through the real hub loaders on a hub-shaped offline stand-in cache:
-#                 pytest -m hub_standin), the notebooks on the 'ci' preset checked with nbval, strict book builds, browser test
+#                 pytest -m hub_standin), the notebooks on the 'ci' preset checked with nbval (as executed, before
+#                 pages.clean), strict book builds, browser test
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 PRESET ?= offline
@@ -31,7 +32,7 @@ notebooks: assets
 
 html:
 	$(PY) -c "from metasae_utils import runner; runner.stage()"
-	$(JB) build . -W -n --keep-going
+	$(JB) build . --all -W -n --keep-going
 
 book: notebooks html
 
@@ -40,10 +41,10 @@ chromium:
 
 test: assets chromium
 	$(PY) -m metasae_utils build --preset ci --out $(CI_OUT)
-	$(JB) build $(CI_OUT) -W -n --keep-going
+	$(JB) build $(CI_OUT) --all -W -n --keep-going
 	$(PY) -c "from metasae_utils import runner; runner.stage()"
-	$(JB) build . -W -n --keep-going
-	BOOK_HTML=$(CI_OUT)/_build/html:_build/html $(PY) -m pytest tests $(CI_OUT)/book/*.ipynb --nbval-lax -q -p no:cacheprovider
+	$(JB) build . --all -W -n --keep-going
+	BOOK_HTML=$(CI_OUT)/_build/html:_build/html $(PY) -m pytest tests $(CI_OUT)/_build/executed/*.ipynb --nbval-lax -q -p no:cacheprovider
 
 clean:
 	rm -rf _build

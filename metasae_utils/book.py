@@ -121,8 +121,9 @@ def _device_name() -> str:
     return f"CPU ({os.cpu_count()} cores)"
 
 
-def provenance(cfg: Config | None = None):
-    """Display the provenance box that ends every chapter: preset, parameters, versions, commit, wall time."""
+def provenance(cfg: Config | None = None) -> None:
+    """Display the provenance box that ends every chapter, collapsed to one line (preset, commit, wall time)
+    that opens onto precision, versions and every parameter.  Returns None, so the record is shown once."""
     from html import escape
 
     from IPython.display import HTML, display
@@ -134,11 +135,9 @@ def provenance(cfg: Config | None = None):
     vers = ", ".join(f"{escape(k)} {escape(v)}" for k, v in rec["versions"].items())
     overrides = ", ".join(f"<code>{escape(k)}={escape(repr(v))}</code>" for k, v in rec["overrides"].items())
     display(HTML(
-        '<div class="admonition note provenance"><p class="admonition-title">Provenance</p>'
-        f"<p><b>Preset</b> <code>{escape(str(rec['preset']))}</code> (overrides: {overrides or 'none'}) · "
-        f"<b>commit</b> <code>{escape(rec['git_commit'])}</code> · <b>wall time</b> {rec['wall_time_s']} s · "
-        f"<b>machine</b> {escape(rec['platform'])}</p><p><b>Precision</b> {escape(rec['precision'])}</p>"
-        f"<p><b>Versions</b> {vers}</p>"
-        f"<details><summary>All parameters</summary><table><tr><th>parameter</th><th>value</th></tr>{rows}"
-        "</table></details></div>"))
-    return rec
+        '<details class="provenance"><summary><b>Provenance</b>: preset '
+        f"<code>{escape(str(rec['preset']))}</code> (overrides: {overrides or 'none'}) · commit "
+        f"<code>{escape(rec['git_commit'])}</code> · {rec['wall_time_s']} s on {escape(rec['platform'])}</summary>"
+        f"<p><b>Precision</b> {escape(rec['precision'])}</p><p><b>Versions</b> {vers}</p>"
+        '<div class="metasae-table" style="overflow-x:auto"><table><tr><th>parameter</th><th>value</th></tr>'
+        f"{rows}</table></div></details>"))

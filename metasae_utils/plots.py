@@ -1,6 +1,7 @@
 """Figures and small HTML views.  Plotly figures render in the static book without a kernel or network
-(local plotly.js) and live in Jupyter and Colab: the renderer emits the plotly mime bundle and an HTML
-fallback.  Widgets use only browser-side behaviour (tabs, jslink), so they work from saved state."""
+(``pages.clean`` rebuilds each from its plotly mime bundle; the book loads a local plotly.js once per figure
+page) and live in Jupyter and Colab.  Axis titles carry units (:data:`AXIS_TITLES`), log axes get 1-2-5 ticks
+(:func:`clean_log_axes`).  Tabs and explorers are kernel-free HTML (:mod:`metasae_utils.views`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,46 @@ import torch
 
 RENDERER = "plotly_mimetype+notebook_connected"
 COLORS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860")
+
+
+#: axis titles with units for the metric keys the chapters plot.
+AXIS_TITLES = {"l0": "L0 (active latents per token)", "fvu": "FVU (fraction of variance unexplained)",
+               "mse": "MSE on held-out activations", "ce_recovered": "CE loss recovered (fraction)",
+               "width": "SAE width (latents)", "variance_explained": "variance explained (fraction)"}
+
+
+def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
+    """Tick values 1-2-5 per decade covering [lo, hi] (all > 0) and their labels (k / M suffixes)."""
+    import math
+    vals = []
+    for e in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1):
+        vals += [m * 10 ** e for m in (1, 2, 5) if lo / 1.5 <= m * 10 ** e <= hi * 1.5]
+    if len(vals) > 12:
+        vals = [v for v in vals if f"{v:.0e}".startswith("1")]
+
+    def label(v):
+        for div, suf in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+            if v >= div:
+                return f"{v / div:g}{suf}"
+        return f"{v:g}"
+    return vals, [label(v) for v in vals]
+
+
+def clean_log_axes(fig):
+    """Replace plotly's default log ticks ("6 7 8 9 1000 2 3") by 1-2-5 ticks with readable labels on every log
+    axis of ``fig``."""
+    for ax_name in [k for k in fig.layout.to_plotly_json() if k.startswith(("xaxis", "yaxis"))]:
+        ax = fig.layout[ax_name]
+        if ax.type != "log":
+            continue
+        letter, suffix = ax_name[0], ax_name[5:]
+        ref = letter + (suffix or "")
+        vals = [v for t in fig.data if (getattr(t, letter + "axis", None) or letter) == ref
+                for v in (getattr(t, letter) or []) if isinstance(v, (int, float)) and v > 0]
+        if vals:
+            tv, tt = log_ticks(min(vals), max(vals))
+            ax.update(tickvals=tv, ticktext=tt)
+    return fig
 
 
 def setup() -> None:
@@ -48,12 +89,9 @@ def token_html(tokenizer, text: str) -> str:
 
 
 def token_tabs(tokenizer, samples: dict[str, str]):
-    """An ipywidgets Tab with one tokenised sample per tab (tab switching needs no kernel)."""
-    import ipywidgets as widgets
-    tab = widgets.Tab(children=[widgets.HTML(token_html(tokenizer, t)) for t in samples.values()])
-    for i, label in enumerate(samples):
-        tab.set_title(i, label)
-    return tab
+    """One tokenised sample per tab (CSS tabs: they switch without a kernel or a widget library)."""
+    from .views import tabs
+    return tabs({label: token_html(tokenizer, t) for label, t in samples.items()})
 
 
 # -- activations -------------------------------------------------------------------------------------
@@ -81,8 +119,10 @@ def norm_histogram(sets: dict[str, torch.Tensor], title: str, bins: int = 80):
         density = torch.histc(v, bins=bins, min=lo, max=hi) / (len(v) * width)
         fig.add_trace(go.Bar(x=centres, y=density.tolist(), width=width, name=name, opacity=0.6,
                              marker_color=color))
-    fig.update_layout(title=title, xaxis_title="‖activation‖₂", yaxis_title="density", barmode="overlay",
-                      bargap=0, height=400, margin=dict(l=60, r=20, t=50, b=50))
+    fig.update_layout(title=title + " (log density: the tail stays visible)", xaxis_title="‖activation‖₂ (L2 norm)",
+                      yaxis_title="density (log scale)", barmode="overlay", bargap=0, height=400,
+                      margin=dict(l=60, r=20, t=50, b=50))
+    fig.update_yaxes(type="log", exponentformat="power")
     return fig
 
 
@@ -98,13 +138,20 @@ def frontier(rows: list[dict], x: str, y: str, title: str, log_x: bool = False, 
         fig.add_trace(go.Scatter(x=[p[x] for p in pts], y=[p[y] for p in pts], mode="lines+markers+text",
                                  name=arch, text=[str(p["width"]) for p in pts], textposition="top center",
                                  marker=dict(size=9, color=color), line=dict(color=color),
-                                 hovertemplate=f"width %{{text}}<br>{x} %{{x:.4g}}<br>{y} %{{y:.4g}}<extra>{arch}</extra>"))
+                                 hovertemplate=f"width %{{text}}<br>{AXIS_TITLES.get(x, x)} %{{x:.4g}}<br>{AXIS_TITLES.get(y, y)} "
+                                               f"%{{y:.4g}}<extra>{arch}</extra>"))
     if published:
         fig.add_trace(go.Scatter(x=[p[x] for p in published], y=[p[y] for p in published], mode="markers",
                                  name="published (registry)", marker=dict(symbol="x", size=10, color="black")))
-    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, height=420, margin=dict(l=60, r=20, t=50, b=50))
+    fig.update_layout(title=title, xaxis_title=AXIS_TITLES.get(x, x), yaxis_title=AXIS_TITLES.get(y, y), height=420,
+                      margin=dict(l=60, r=20, t=50, b=50))
     if log_x:
         fig.update_xaxes(type="log")
+        if x == "width":  # ticks at the family's widths
+            widths = sorted({r["width"] for r in rows})
+            fig.update_xaxes(tickvals=widths, ticktext=[f"{w:,}" for w in widths])
+        else:
+            clean_log_axes(fig)
     return fig
 
 
@@ -146,7 +193,9 @@ def threshold_sweep(rows: list[dict]):
         fig.add_trace(go.Scatter(x=[p["threshold"] for p in pts], y=[100 * p["novel_fraction"] for p in pts],
                                  mode="lines+markers", name=pair, line=dict(color=color)))
     fig.add_vline(x=0.7, line_dash="dot", annotation_text="paper's threshold")
-    fig.update_layout(title="Novel latents vs cosine threshold", xaxis_title="threshold",
+    fig.add_hline(y=35, line_dash="dash", line_color="gray", annotation_text="paper: ≈ 35 % novel",
+                  annotation_position="bottom right")
+    fig.update_layout(title="Novel latents vs cosine threshold", xaxis_title="max decoder cosine threshold",
                       yaxis_title="novel latents (% of the larger SAE)", height=400)
     return fig
 
@@ -171,7 +220,8 @@ def cumulative_curves(curves: dict[str, list[dict]], title: str):
     for (name, pts), color in zip(curves.items(), (COLORS[2], COLORS[3], COLORS[0])):
         fig.add_trace(go.Scatter(x=[p["n"] for p in pts], y=[p["mse"] for p in pts], mode="lines+markers",
                                  name=name, line=dict(color=color)))
-    fig.update_layout(title=title, xaxis_title="latents inserted", yaxis_title="MSE (held out)", height=400)
+    fig.update_layout(title=title, xaxis_title="latents inserted (count)", yaxis_title="MSE on held-out activations",
+                      height=400)
     return fig
 
 
@@ -202,20 +252,9 @@ def interpolation_curve(paths: list[tuple[str, list[dict]]], family_points: list
 
 def latent_explorer(entries: list[dict], title: str):
     """A kernel-free explorer: a dropdown of latents; each entry (dict with ``label`` and ``rows``: list of
-    (field, value) pairs, values may hold simple HTML) fills a table."""
-    import plotly.graph_objects as go
-    first = entries[0]["rows"]
-    fig = go.Figure(go.Table(columnwidth=[1, 4],
-                             header=dict(values=["", entries[0]["label"]], align="left", fill_color="#e8eef8"),
-                             cells=dict(values=[[r[0] for r in first], [r[1] for r in first]], align="left",
-                                        height=28)))
-    buttons = [dict(label=e["label"], method="restyle",
-                    args=[{"cells.values": [[[r[0] for r in e["rows"]], [r[1] for r in e["rows"]]]],
-                           "header.values": [["", e["label"]]]}]) for e in entries]
-    fig.update_layout(title=title, height=520, margin=dict(l=10, r=10, t=90, b=10),
-                      updatemenus=[dict(buttons=buttons, direction="down", x=0, xanchor="left", y=1.12,
-                                        yanchor="top", showactive=True)])
-    return fig
+    (field, value) pairs, values may hold simple HTML) fills a table that wraps, never clips."""
+    from .views import switcher
+    return switcher(entries, title)
 
 
 def context_text(tokenizer, tokens: torch.Tensor, seq: int, pos: int, before: int = 10, after: int = 3) -> str:
@@ -223,22 +262,7 @@ def context_text(tokenizer, tokens: torch.Tensor, seq: int, pos: int, before: in
     return _context(tokenizer, tokens, seq, pos, before, after, lambda p: f"<b>[{p}]</b>")
 
 
-def live_explorer(entries: list[dict]):
-    """The same view as :func:`latent_explorer` with ipywidgets, for a live kernel (a Python callback: in the
-    static book only the first entry shows)."""
-    import ipywidgets as widgets
-
-    def render(e):
-        rows = "".join(f"<tr><td><b>{escape(k)}</b></td><td>{v}</td></tr>" for k, v in e["rows"])
-        return f"<table>{rows}</table>"
-    pick = widgets.Dropdown(options=[(e["label"], i) for i, e in enumerate(entries)], description="latent")
-    out = widgets.HTML(render(entries[0]))
-    pick.observe(lambda change: setattr(out, "value", render(entries[change["new"]])), names="value")
-    return widgets.VBox([pick, out])
-
-
-VERDICT_COLORS = {"reproduced": "#d9f2d9", "partly": "#fff2cc", "not reproduced": "#f8d7da",
-                  "untestable here": "#eeeeee", "qualitative": "#e7eefb", "not measured": "#ffffff"}
+from .tables import VERDICT_COLORS  # noqa: E402  (one palette for every verdict cell)
 
 
 def claims_table(rows: list[dict], presets: list[str]) -> str:
@@ -289,6 +313,7 @@ def measured_lines(points: list[dict], x: str, series: dict[str, str], title: st
     if log:
         fig.update_xaxes(type="log")
         fig.update_yaxes(type="log")
+        clean_log_axes(fig)
     return fig
 
 
@@ -314,9 +339,10 @@ def learning_curves(members: list, title: str):
         for col in (1, 2):
             fig.add_vrect(x0=0.9 * last, x1=last, fillcolor="gray", opacity=0.15, line_width=0, row=1, col=col)
     fig.update_xaxes(title_text="training step")
-    fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_yaxes(type="log", row=1, col=1, title_text="L0 (log scale)")
+    fig.update_yaxes(title_text="FVU", row=1, col=2)
     fig.update_layout(title=title, height=420, margin=dict(l=60, r=20, t=70, b=50))
-    return fig
+    return clean_log_axes(fig)
 
 
 def budget_curve(points: list[dict], claims: dict[str, tuple[str, str, str]], title: str):
@@ -335,6 +361,6 @@ def budget_curve(points: list[dict], claims: dict[str, tuple[str, str, str]], ti
                                  legendgroup="c", showlegend=col == 1, line=dict(color="gray", dash="dash")),
                       row=1, col=col)
         fig.update_yaxes(title_text=y_title, row=1, col=col)
-    fig.update_xaxes(title_text="fraction of the training run", type="log")
+    fig.update_xaxes(title_text="fraction of the training run (log scale)", type="log")
     fig.update_layout(title=title, height=360, margin=dict(l=60, r=20, t=70, b=50))
-    return fig
+    return clean_log_axes(fig)

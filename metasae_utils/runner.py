@@ -6,7 +6,8 @@
 * A notebook whose inputs did not change (its source, the preset's resolved values, the package's code) is
   reused, not re-run; everything it computes is also cached (``metasae_utils.artifacts``).
 * Each notebook is executed into a temporary file; only a successful run replaces the output, so a failure
-  never overwrites the last good notebook.  The first failure stops the build with the notebook's name and the
+  never overwrites the last good notebook.  The book gets it cleaned (``pages.clean``: no progress bars, light
+  figures); ``<out>/_build/executed/`` keeps it as executed, for nbval.  The first failure stops the build with the notebook's name and the
   failing cell's error.
 """
 
@@ -208,7 +209,13 @@ def _run_chapters(stems, preset, params, cfg, out: Path, src: Path, force: bool,
         nb.metadata[RUN_KEY] = key
         nb.metadata["metasae_wall_time_s"] = round(seconds, 1)
         import nbformat
-        _collapse_injected(nb)
+
+        from . import pages
+        raw = out / "_build" / "executed" / f"{stem}.ipynb"  # as executed: what nbval re-runs and compares
+        raw.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, str(raw))
+        pages.clean(nb)  # no progress bars, widget state or CDN scripts in the book; light figures
+        pages.copy_explorer_data(nb, out / STATIC)  # the explorer's JSON, next to the page
         nbformat.write(nb, str(tmp))
         tmp.replace(target)
         results.append(Result(stem, "ran", seconds))
@@ -219,20 +226,27 @@ def _run_chapters(stems, preset, params, cfg, out: Path, src: Path, force: bool,
 BOOK_FILES = ("_config.yml", "_toc.yml")
 
 
-# Local JavaScript for the static book: require.js and the ipywidgets HTML manager from npm (sha256-checked),
-# plotly.js from the installed plotly package.  The folder is not named _static: Jupyter Book would add every
+# Local JavaScript for the static book, from npm (sha256-checked): plotly.js's cartesian bundle (1.5 MB instead of
+# the full 4.8 MB: scatter, bar, histogram, box, heatmap are all the book draws; the same plotly.js version as the
+# installed plotly package), require.js and the ipywidgets HTML manager (loaded only on a page with a widget).  The folder is not named _static: Jupyter Book would add every
 # script in a _static folder to every page, in the wrong order.
 STATIC = Path("book") / "assets"
-NPM_JS = {"requirejs@2.3.8": ("requirejs-2.3.8.tgz",
+NPM_JS = {"plotly.js-cartesian-dist-min@4.1.1": ("plotly.js-cartesian-dist-min-4.1.1.tgz",
+                                                "c5f9a84666b97e571a04de689e09319869e60900e265c89eac2f71d0b5a0de88"),
+          "requirejs@2.3.8": ("requirejs-2.3.8.tgz",
                               "777158e89275e16bd51aec3ef714fbcb5dc45789e7078659933bc814916d7dec"),
           "@jupyter-widgets/html-manager@1.0.15": ("jupyter-widgets-html-manager-1.0.15.tgz",
                                                    "2b9d65cb7913e1c7d671757a10008b32c9c2448d4429513371e55c07d6107638")}
 
 
 def _npm_tarball(spec: str) -> Path:
+    """The pinned npm tarball of ``spec``, fetched with ``npm pack`` into ``$METASAE_NPM_CACHE`` (default: the
+    assets folder's ``npm/``) and checked against its sha256."""
+    import os
+
     from .assets import assets_dir
     name, want = NPM_JS[spec]
-    cache = assets_dir() / "npm"
+    cache = Path(os.environ.get("METASAE_NPM_CACHE") or assets_dir() / "npm")
     cache.mkdir(parents=True, exist_ok=True)
     tgz = cache / name
     if not tgz.exists():
@@ -246,11 +260,11 @@ def _npm_tarball(spec: str) -> Path:
 
 
 def stage(out: Path = REPO) -> Path:
-    """Make ``out`` a buildable book: config, toc, hand-written pages and the local JavaScript."""
+    """Make ``out`` a buildable book: config, toc, hand-written pages, the Sphinx extension, the local JavaScript
+    and CSS; the executed notebooks there are cleaned for the page (:func:`clean_book`)."""
     import tarfile
     import tempfile
 
-    import plotly
     out = Path(out)
     static = out / STATIC
     if out.resolve() != REPO.resolve():
@@ -259,28 +273,54 @@ def stage(out: Path = REPO) -> Path:
             shutil.copy2(REPO / name, out / name)
         for page in (REPO / "book").glob("*.md"):
             shutil.copy2(page, out / "book" / page.name)
+    if out.resolve() != REPO.resolve():
+        shutil.copytree(REPO / "book" / "_ext", out / "book" / "_ext", dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    clean_book(out)
+    from . import verdicts  # the intro's at-a-glance grid, from the results files
+    (out / "book" / "verdicts.html").write_text(verdicts.page())
     (static / "html-manager").mkdir(parents=True, exist_ok=True)
-    shutil.copy2(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", static / "plotly.min.js")
+    for f in (Path(__file__).parent / "web").iterdir():
+        shutil.copy2(f, static / f.name)
     shutil.copy2(Path(__file__).with_name("widgets-require-config.js"), static / "widgets-require-config.js")
-    if (static / "html-manager" / "embed-amd.js").exists() and (static / "require.js").exists():
-        return out  # the npm files are pinned: unpack them once
-    with tempfile.TemporaryDirectory() as tmp:
-        for spec in NPM_JS:
-            with tarfile.open(_npm_tarball(spec)) as tf:
-                tf.extractall(Path(tmp) / spec.split("@")[-2].strip("/").replace("/", "_"), filter="data")
-        shutil.copy2(Path(tmp) / "requirejs" / "package" / "require.js", static / "require.js")
-        for f in (Path(tmp) / "jupyter-widgets_html-manager" / "package" / "dist").iterdir():
-            if f.name not in ("embed.js", "libembed-amd.js") and f.suffix != ".map":
-                shutil.copy2(f, static / "html-manager" / f.name)
+    wanted = {"plotly.js-cartesian-dist-min@4.1.1": {"plotly-cartesian.min.js": "plotly.min.js"},
+              "requirejs@2.3.8": {"require.js": "require.js"}, "@jupyter-widgets/html-manager@1.0.15": None}
+    for spec, files in wanted.items():  # the npm files are pinned: unpack each once (a stamp names the tarball)
+        stamp = static / f".npm-{spec.replace('/', '_')}"
+        if stamp.exists() and (files is None and (static / "html-manager" / "embed-amd.js").exists() or
+                               files and all((static / t).exists() for t in files.values())):
+            continue
+        with tempfile.TemporaryDirectory() as tmp, tarfile.open(_npm_tarball(spec)) as tf:
+            tf.extractall(tmp, filter="data")
+            pkg = Path(tmp) / "package"
+            if files is None:
+                for f in (pkg / "dist").iterdir():
+                    if f.name not in ("embed.js", "libembed-amd.js") and f.suffix != ".map":
+                        shutil.copy2(f, static / "html-manager" / f.name)
+            for src_name, target in (files or {}).items():
+                shutil.copyfile(pkg / src_name, static / target)  # a fresh mtime: Sphinx recopies it
+        stamp.write_text(NPM_JS[spec][1])
     return out
 
 
-def _collapse_injected(nb) -> None:
-    """Collapse papermill's injected-parameters cell in the book (its input stays one click away)."""
-    for cell in nb.cells:
-        tags = cell.metadata.setdefault("tags", [])
-        if "injected-parameters" in tags and "hide-cell" not in tags:
-            tags.append("hide-cell")
+def clean_book(out: Path = REPO) -> list[str]:
+    """Apply :func:`metasae_utils.pages.clean` to every executed notebook in ``out/book`` (idempotent); the names of
+    the notebooks it changed."""
+    import nbformat
+
+    from . import pages
+    changed = []
+    for path in sorted((Path(out) / "book").glob("*.ipynb")):
+        nb = nbformat.read(str(path), as_version=4)
+        before = nbformat.writes(nb)
+        pages.clean(nb)
+        pages.copy_explorer_data(nb, Path(out) / STATIC)
+        if nbformat.writes(nb) != before:
+            tmp = path.with_suffix(".tmp")
+            nbformat.write(nb, str(tmp))
+            tmp.replace(path)
+            changed.append(path.stem)
+    return changed
 
 
 def main_build(args) -> int:

@@ -1,21 +1,19 @@
-"""Headless-Chromium checks for the built Jupyter Book (offline plotly + ipywidgets).
+"""The built book read in a real browser session: headless Chromium driven over the DevTools protocol.
 
-    BOOK_HTML=book/_build/html pytest test_book_browser.py
+    BOOK_HTML=_build/ci/_build/html pytest tests/test_book_browser.py
 
 Environment:
-  BOOK_HTML       built HTML folder (required; the whole module is skipped when unset)
-  BOOK_TOC        path to _toc.yml (default: BOOK_HTML/../../_toc.yml)
-  CHROMIUM        browser binary (default: /usr/bin/chromium, then `chromium` on PATH)
-  BOOK_BROWSER_BUDGET_MS  --virtual-time-budget for each page (default 15000)
+  BOOK_HTML   built HTML folder(s), os.pathsep-separated (required; the module is skipped when unset)
+  BOOK_TOC    path to _toc.yml (default: BOOK_HTML/../../_toc.yml)
+  CHROMIUM    browser binary (default: /usr/bin/chromium, then `chromium` on PATH)
 
-Only the standard library, pytest and PyYAML are used.  The HTML is served by an
-in-process ``http.server`` on 127.0.0.1 (so requirejs/webpack/fonts behave as on a
-real web server) and each page is loaded once with
-``chromium --headless --dump-dom --log-net-log``; the serialized DOM after the scripts
-ran and the NetLog (every URL request the browser made) are cached per page.
-Chromium runs with ``--host-resolver-rules`` that make every host but 127.0.0.1
-unresolvable, so the test behaves as offline even on a connected machine, and a CDN
-reference shows up as a page-initiated request in the NetLog.
+The HTML is served by an in-process ``http.server`` on 127.0.0.1; Chromium (``tests/tools/cdp.py``: the DevTools
+protocol over ``--remote-debugging-pipe``, standard library only) resolves no other host, so the book is read
+offline and any off-site reference shows up as a request.  Each page is loaded once per width (1400 and 800 px);
+the DOM is queried by the browser (``Runtime.evaluate``), not parsed here.  The checks: figures drawn, no
+off-site or failed request, transferred bytes within the page's goal, plotly.js loaded once and only where a
+figure is, no table wider than its (scrollable) container, no build noise, controls that change the page when
+clicked (tabs, dropdowns, the explorer's search), provenance shown once.
 """
 from __future__ import annotations
 
@@ -24,397 +22,307 @@ import http.server
 import json
 import os
 import re
-import shutil
-import subprocess
-import tempfile
+import sys
 import threading
-from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parent / "tools"))
+import cdp  # noqa: E402
+
 BOOK_HTML = os.environ.get("BOOK_HTML")
 pytestmark = pytest.mark.skipif(not BOOK_HTML, reason="BOOK_HTML not set (path of the built book HTML)")
 
-BUDGET_MS = int(os.environ.get("BOOK_BROWSER_BUDGET_MS", "15000"))
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-extensions", "--disable-default-apps", "--no-pings", "--mute-audio",
-    "--disable-dev-shm-usage",
-    # offline: nothing but the local server resolves
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-]
+MB = 1_000_000
+WEIGHT_GOAL = {"figures": 6 * MB, "plain": 3 * MB}  # bytes transferred per page (uncompressed, as served)
+WIDTHS = (1400, 800)
 
 
-# --------------------------------------------------------------------------- helpers
-VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
-        "param", "source", "track", "wbr"}
-
-
-class Node:
-    __slots__ = ("tag", "attrs", "children", "parent", "text")
-
-    def __init__(self, tag, attrs, parent):
-        self.tag, self.attrs, self.parent = tag, dict(attrs), parent
-        self.children: list[Node] = []
-        self.text: list[str] = []
-
-    @property
-    def classes(self) -> set[str]:
-        return set((self.attrs.get("class") or "").split())
-
-    def iter(self):
-        yield self
-        for c in self.children:
-            yield from c.iter()
-
-    def find_all(self, tag=None, cls=None, pred=None):
-        for n in self.iter():
-            if tag and n.tag != tag:
-                continue
-            if cls and cls not in n.classes:
-                continue
-            if pred and not pred(n):
-                continue
-            yield n
-
-    def ancestors(self):
-        p = self.parent
-        while p is not None:
-            yield p
-            p = p.parent
-
-    def all_text(self) -> str:
-        return "".join("".join(n.text) for n in self.iter())
-
-    def prev_element(self):
-        sib = self.parent.children if self.parent else []
-        i = sib.index(self)
-        return sib[i - 1] if i > 0 else None
-
-
-class TreeBuilder(HTMLParser):
-    """Tiny, forgiving DOM builder (Chrome's --dump-dom output is well formed)."""
-
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.root = Node("#document", {}, None)
-        self.cur = self.root
-
-    def handle_starttag(self, tag, attrs):
-        node = Node(tag, attrs, self.cur)
-        self.cur.children.append(node)
-        if tag not in VOID:
-            self.cur = node
-
-    def handle_startendtag(self, tag, attrs):
-        self.cur.children.append(Node(tag, attrs, self.cur))
-
-    def handle_endtag(self, tag):
-        n = self.cur
-        while n is not None and n.tag != tag:
-            n = n.parent
-        if n is not None and n.parent is not None:
-            self.cur = n.parent
-
-    def handle_data(self, data):
-        self.cur.text.append(data)
-
-
-def parse_html(text: str) -> Node:
-    b = TreeBuilder()
-    b.feed(text)
-    b.close()
-    return b.root
-
-
-def find_chromium() -> str | None:
-    for c in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-              shutil.which("chromium-browser"), shutil.which("google-chrome")):
-        if c and Path(c).exists():
-            return c
-    return None
-
-
-def toc_files(toc_path: Path) -> tuple[str, list[str], list[str]]:
-    """(root, [file docnames in order], [external urls]) from a jb-book/jb-article _toc.yml."""
+# --------------------------------------------------------------------------- fixtures
+def toc_files(toc_path: Path) -> tuple[str, list[str]]:
+    """(root, [docnames in order]) of a jb-book _toc.yml."""
     import yaml
-
     toc = yaml.safe_load(toc_path.read_text())
     files: list[str] = []
-    urls: list[str] = []
 
     def walk(obj):
         if isinstance(obj, dict):
             if "file" in obj:
-                files.append(re.sub(r"\.(md|ipynb|rst|py)$", "", str(obj["file"])))
-            if "url" in obj:
-                urls.append(obj["url"])
-            for k in ("parts", "chapters", "sections", "entries"):
-                if k in obj:
-                    walk(obj[k])
+                files.append(re.sub(r"\.(md|ipynb)$", "", str(obj["file"])))
+            for k in ("parts", "chapters", "sections"):
+                walk(obj.get(k, []))
         elif isinstance(obj, list):
             for o in obj:
                 walk(o)
-
     walk(toc)
-    root = re.sub(r"\.(md|ipynb|rst|py)$", "", str(toc["root"]))
-    return root, files, urls
+    return re.sub(r"\.(md|ipynb)$", "", str(toc["root"])), files
 
 
-def page_of(docname: str) -> str:
-    return docname + ".html"
-
-
-# --------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="session", params=(BOOK_HTML or "").split(os.pathsep) if BOOK_HTML else [""])
 def html_dir(request) -> Path:
-    """Each built book named in BOOK_HTML (os.pathsep-separated): `make test` checks the ci and the committed one."""
     d = Path(request.param).resolve()
     assert (d / "index.html").is_file(), f"no index.html in {d}"
     return d
 
 
 @pytest.fixture(scope="session")
-def toc(html_dir):
+def pages(html_dir) -> list[str]:
     p = Path(os.environ.get("BOOK_TOC") or html_dir.parent.parent / "_toc.yml")
     if not p.is_file():
         pytest.skip(f"_toc.yml not found at {p} (set BOOK_TOC)")
-    return toc_files(p)
+    root, files = toc_files(p)
+    return [root] + [f for f in files if f != root]
 
 
 @pytest.fixture(scope="session")
-def server(html_dir):
-    """Serve html_dir on 127.0.0.1:<free port>; records (path, status) of every request."""
+def site(html_dir):
+    """(base url, [(path, status)]) of an http server on html_dir."""
     log: list[tuple[str, int]] = []
 
     class Handler(http.server.SimpleHTTPRequestHandler):
         def log_request(self, code="-", size="-"):
-            try:
-                log.append((self.path, int(code)))
-            except (TypeError, ValueError):
-                log.append((self.path, 0))
+            log.append((self.path, int(code) if str(code).isdigit() else 0))
 
-        def log_message(self, *a):  # quiet
+        def log_message(self, *a):
             pass
 
-    httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Handler, directory=str(html_dir)))
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
-    t.start()
-    base = f"http://127.0.0.1:{httpd.server_address[1]}/"
-    yield base, log
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(html_dir)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/", log
     httpd.shutdown()
     httpd.server_close()
 
 
 @pytest.fixture(scope="session")
-def browser(server, tmp_path_factory):
-    """browser(page) -> (dom_root, dom_text, page_requests); cached per page."""
-    exe = find_chromium()
+def chrome():
+    exe = cdp.find_chromium()
     if not exe:
         pytest.fail("chromium not found (apt-get install -y chromium, or set CHROMIUM); `make test` installs it")
-    base, _ = server
-    cache: dict[str, tuple] = {}
-    tmp = tmp_path_factory.mktemp("chromium")
-
-    def load(page: str):
-        if page in cache:
-            return cache[page]
-        n = len(cache)
-        netlog = tmp / f"net{n}.json"
-        cmd = [exe, *CHROMIUM_FLAGS, f"--user-data-dir={tmp / f'profile{n}'}",
-               f"--log-net-log={netlog}", f"--virtual-time-budget={BUDGET_MS}",
-               "--dump-dom", urljoin(base, page)]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
-        assert r.returncode == 0 and "<html" in r.stdout, (
-            f"chromium failed on {page}: rc={r.returncode}\n{r.stderr[-2000:]}")
-        cache[page] = (parse_html(r.stdout), r.stdout, page_requests(netlog))
-        return cache[page]
-
-    return load
+    b = cdp.Browser(exe)
+    yield b
+    b.close()
 
 
-def page_requests(netlog: Path) -> list[tuple[str, str]]:
-    """(initiator, url) of every URL request started on behalf of a web page.
+@pytest.fixture(scope="session")
+def visit(chrome, site):
+    """visit(docname, width) -> (page, load record); the load is cached per (docname, width)."""
+    base, _ = site
+    tabs: dict[int, cdp.Page] = {}
+    loads: dict[tuple[str, int], dict] = {}
 
-    Browser-internal requests (update checks, account lookups...) have the
-    initiator "not an origin" and are ignored; page loads/subresources/XHR/imports
-    have the page origin as initiator (or none for the top-level navigation)."""
-    raw = netlog.read_text(errors="replace")
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError:  # chromium killed before closing the array
-        data = json.loads(raw.rstrip().rstrip(",") + "]}")
-    types = {v: k for k, v in data["constants"]["logEventTypes"].items()}
-    out = []
-    for ev in data.get("events", []):
-        if types.get(ev.get("type")) != "URL_REQUEST_START_JOB":
-            continue
-        p = ev.get("params") or {}
-        init = p.get("initiator", "")
-        if not p.get("url") or init == "not an origin":  # END events carry no params
-            continue
-        out.append((init, p.get("url", "")))
-    return out
+    def go(doc: str, width: int = 1400, fresh: bool = False):
+        if width not in tabs:
+            tabs[width] = chrome.new_page(width)
+        page = tabs[width]
+        key = (doc, width)
+        if fresh or key not in loads or page.js("location.pathname") != urlsplit(urljoin(base, doc + ".html")).path:
+            loads[key] = page.goto(urljoin(base, doc + ".html"))
+        return page, loads[key]
+    return go
 
 
-def html_pages(html_dir: Path) -> list[str]:
-    skip = {"genindex.html", "search.html"}
-    return sorted(str(p.relative_to(html_dir)) for p in html_dir.rglob("*.html")
-                  if "_static" not in p.parts and "_sources" not in p.parts
-                  and p.name not in skip and p.name != "index.html")
-
-
-def pages_containing(html_dir: Path, needle: str) -> list[str]:
-    return [p for p in html_pages(html_dir)
-            if needle in (html_dir / p).read_text(encoding="utf-8", errors="replace")]
-
-
-# --------------------------------------------------------------------------- (a) plotly
-def test_plotly_figures_draw(html_dir, browser):
-    pages = pages_containing(html_dir, "plotly-graph-div")
-    if not pages:
-        pytest.skip("no page with a plotly figure")
-    for page in pages:
-        static_n = (html_dir / page).read_text().count('class="plotly-graph-div')
-        dom, _, _ = browser(page)
-        divs = list(dom.find_all(cls="plotly-graph-div"))
-        assert len(divs) == static_n, f"{page}: {static_n} figure divs in HTML, {len(divs)} in DOM"
-        for i, div in enumerate(divs):
-            svgs = list(div.find_all(tag="svg", cls="main-svg"))
-            assert svgs, (f"{page}: plotly figure #{i} (id={div.attrs.get('id')}) was not drawn "
-                          "(no svg.main-svg) - is _static/plotly.min.js present and loaded?")
-            assert "js-plotly-plot" in div.classes, f"{page}: figure #{i} not initialised by Plotly"
-
-
-# --------------------------------------------------------------------------- (b) widgets
-def test_widgets_render(html_dir, browser):
-    pages = pages_containing(html_dir, "application/vnd.jupyter.widget-view+json")
-    if not pages:
-        pytest.skip("no page with an ipywidgets view")
-    for page in pages:
-        dom, _, _ = browser(page)
-        views = list(dom.find_all(tag="script", pred=lambda n: n.attrs.get("type") ==
-                                  "application/vnd.jupyter.widget-view+json"))
-        assert views, f"{page}: widget-view scripts vanished"
-        for i, s in enumerate(views):
-            prev = s.prev_element()
-            ok = (prev is not None and "widget-subarea" in prev.classes
-                  and any(prev.find_all(cls="jupyter-widgets")))
-            assert ok, (f"{page}: widget view #{i} was not rendered (no .widget-subarea with "
-                        ".jupyter-widgets before its script) - require.js / embed-amd.js / saved "
-                        "widget state missing?")
-        errs = list(dom.find_all(cls="jupyter-widgets-error-widget"))
-        assert not errs, f"{page}: {len(errs)} widget(s) failed to load: {errs[0].all_text()[:300]}"
-
-
-def test_widget_tab_present(html_dir, browser):
-    """The sample book has a widgets.Tab; at least one rendered .widget-tab must exist."""
-    pages = pages_containing(html_dir, "TabModel")
-    if not pages:
-        pytest.skip("no widgets.Tab in the book")
-    found = [p for p in pages if any(browser(p)[0].find_all(cls="widget-tab"))]
-    assert found, f"no rendered .widget-tab on {pages}"
-
-
-# --------------------------------------------------------------------------- (c) navigation
-def test_nav_lists_every_toc_chapter(html_dir, toc, browser):
-    root, files, urls = toc
-    # index.html is a redirect to the root page; the sidebar of the root page is the book nav
-    assert f"url={page_of(root)}" in (html_dir / "index.html").read_text(), \
-        "index.html does not redirect to the toc root"
-    dom, _, _ = browser(page_of(root))
-    navs = [n for n in dom.find_all(tag="nav") if "bd-docs-nav" in n.classes
-            or n.attrs.get("id") == "bd-docs-nav"]
-    assert navs, "no sidebar navigation (nav.bd-docs-nav) on the root page"
-    hrefs = set()
-    for a in navs[0].find_all(tag="a"):
-        h = a.attrs.get("href", "")
-        hrefs.add(h if h.startswith(("http:", "https:")) else
-                  unquote(urlsplit(urljoin(page_of(root), h)).path))
-    missing = [f for f in files if f != root and page_of(f) not in hrefs]
-    assert not missing, f"toc entries missing from the sidebar nav: {missing}; nav has {sorted(hrefs)}"
-    missing_urls = [u for u in urls if u not in hrefs]
-    assert not missing_urls, f"external toc urls missing from the nav: {missing_urls}"
-    for f in files:
-        assert (html_dir / page_of(f)).is_file(), f"{page_of(f)} was not built"
-
-
-# --------------------------------------------------------------------------- (d) errors
-ERROR_TEXT = ("Traceback (most recent call last)", "An Exception was encountered at",
-              "Execution using papermill encountered an exception")
-
-
-def test_no_notebook_errors(html_dir, toc, browser):
-    root, files, _ = toc
-    problems = []
-    for f in files:
-        page = page_of(f)
-        dom, _, _ = browser(page)
-        for n in dom.find_all():
-            # cells tagged raises-exception show an error on purpose
-            if any("tag_raises-exception" in a.classes for a in n.ancestors()):
-                continue
-            c = n.classes
-            if "traceback" in c and "output" in c:
-                problems.append(f"{page}: error output: {n.all_text()[:200]!r}")
-            elif n.attrs.get("id") == "papermill-error-cell" or "tag_papermill-error-cell-tag" in c:
-                problems.append(f"{page}: papermill error marker")
-            elif "cell_output" in c:
-                t = n.all_text()
-                hit = [e for e in ERROR_TEXT if e in t]
-                if hit:
-                    problems.append(f"{page}: output contains {hit[0]!r}")
-    assert not problems, "\n".join(dict.fromkeys(problems))
-
-
-# --------------------------------------------------------------------------- (e) offline
-# The prescribed renderer (plotly_mimetype+notebook_connected) keeps figures live in Jupyter and Colab; its HTML
-# also names plotly's CDN as a fallback, and the theme names MathJax's.  Both are optional: the figures above are
-# drawn from the local plotly.js with every off-site host unresolvable.  Anything else off-site is a failure.
-OPTIONAL_OFFSITE = ("https://cdn.plot.ly/", "https://cdnjs.cloudflare.com/ajax/libs/mathjax/")
-
-
-def test_no_network_requests(html_dir, toc, server, browser):
-    base, served = server
-    root, files, _ = toc
+# --------------------------------------------------------------------------- loading, weight, network
+def test_every_page_loads_offline_within_its_weight(pages, visit, site):
+    base, served = site
     origin = base.rstrip("/")
-    offenders = []
-    for f in [root, *files]:
-        _, _, reqs = browser(page_of(f))
-        assert any(u.startswith(origin) for _, u in reqs), f"netlog of {f} looks empty"
-        for init, url in reqs:
-            if not url.startswith((origin + "/", "data:", "blob:", "about:", *OPTIONAL_OFFSITE)):
-                offenders.append(f"{page_of(f)}: {url}  (initiator {init or '-'})")
-    assert not offenders, "page(s) tried to reach the network:\n" + "\n".join(offenders)
-    bad = sorted({p for p, code in served if code >= 400 and not p.startswith("/favicon.ico")})
-    assert not bad, f"local requests that failed (missing static files?): {bad}"
+    problems, weights = [], {}
+    for doc in pages:
+        page, load = visit(doc)
+        figures = page.js("document.querySelectorAll('.plotly-graph-div').length")
+        offsite = [u for u in load["requests"] if not u.startswith((origin + "/", "data:", "blob:", "about:"))]
+        problems += [f"{doc}: off-site request {u}" for u in offsite]
+        problems += [f"{doc}: {u} answered {s}" for u, s in load["status"].items() if s >= 400
+                     and not u.endswith("favicon.ico")]
+        goal = WEIGHT_GOAL["figures" if figures else "plain"]
+        weights[doc] = load["bytes"]
+        if load["bytes"] > goal:
+            problems.append(f"{doc}: {load['bytes'] / MB:.2f} MB transferred, goal {goal / MB:.0f} MB")
+        plotly = [u for u in load["requests"] if "plotly" in u and u.endswith(".js") or "plotly" in u and ".js?" in u]
+        if figures and len(plotly) != 1:
+            problems.append(f"{doc}: {figures} figures, plotly.js requested {len(plotly)} times")
+        if not figures and plotly:
+            problems.append(f"{doc}: no figure, yet plotly.js is loaded")
+        widgets = [u for u in load["requests"] if "html-manager" in u or "require.js" in u]
+        if widgets and not page.js("document.querySelectorAll('.widget-subarea').length"):
+            problems.append(f"{doc}: widget library loaded without a widget")
+    print("\n".join(f"weight {d}: {b / MB:.2f} MB" for d, b in weights.items()))
+    assert not problems, "\n".join(problems)
 
 
-def test_static_html_has_no_remote_assets(html_dir):
-    """Cheap check without a browser: no <script src>/<link href> pointing off-site."""
-    pat = re.compile(r"<(?:script[^>]*\ssrc|link[^>]*\shref)=[\"'](?:https?:)?//", re.I)
-    offenders = []
-    for page in html_pages(html_dir):
-        for m in pat.finditer((html_dir / page).read_text(encoding="utf-8", errors="replace")):
-            tag = (html_dir / page).read_text()[m.start():m.start() + 200].split(">")[0]
-            if any(o in tag for o in OPTIONAL_OFFSITE):
+def test_static_html_names_no_cdn(html_dir):
+    """No page names an off-site script, stylesheet or module (a CDN copy would download for online readers)."""
+    pat = re.compile(r"""<(?:script|link)[^>]*\s(?:src|href)=["'](?:https?:)?//|import\s+["']https?://""", re.I)
+    bad = [str(p.relative_to(html_dir)) for p in html_dir.rglob("*.html") if "_static" not in p.parts
+           and pat.search(p.read_text(errors="replace"))]
+    assert not bad, f"pages naming off-site scripts: {bad}"
+
+
+# --------------------------------------------------------------------------- figures
+def test_plotly_figures_draw(pages, visit):
+    for doc in pages:
+        page, _ = visit(doc)
+        n, drawn = page.js("[document.querySelectorAll('.plotly-graph-div').length,"
+                           " document.querySelectorAll('.plotly-graph-div .main-svg').length > 0 ?"
+                           " [...document.querySelectorAll('.plotly-graph-div')].filter(d => d.querySelector("
+                           "'.main-svg')).length : 0]")
+        assert n == drawn, f"{doc}: {n} figures, {drawn} drawn by plotly.js"
+
+
+# --------------------------------------------------------------------------- tables
+TABLES_FIT = """(() => {
+  const main = document.querySelector('main') || document.body;
+  const limit = main.getBoundingClientRect().right + 1;
+  const out = [];
+  for (const t of main.querySelectorAll('table')) {
+    const r = t.getBoundingClientRect();
+    if (r.width === 0) continue;  // in a closed <details> or a hidden tab
+    let box = t.parentElement, scrolls = false;
+    while (box && box !== main) {
+      const o = getComputedStyle(box).overflowX;
+      if (o === 'auto' || o === 'scroll') { scrolls = true; break; }
+      box = box.parentElement;
+    }
+    const right = scrolls ? box.getBoundingClientRect().right : r.right;
+    if (right > limit) out.push((t.innerText || '').slice(0, 60).replace(/\\s+/g, ' ') + ` (${Math.round(right)} > ${Math.round(limit)})`);
+  }
+  return out;
+})()"""
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_no_table_is_wider_than_its_container(pages, visit, width):
+    problems = []
+    for doc in pages:
+        page, _ = visit(doc, width)
+        problems += [f"{doc} @ {width}px: {t}" for t in page.js(TABLES_FIT)]
+    assert not problems, "tables cut off:\n" + "\n".join(problems)
+
+
+# --------------------------------------------------------------------------- noise
+NOISE = ("NBVAL_", "Moving model to device", "'wall_time_s':", "it/s]")
+
+
+def test_no_build_noise(pages, visit):
+    problems = []
+    for doc in pages:
+        page, _ = visit(doc)
+        text = page.js("(document.querySelector('main') || document.body).innerText")
+        problems += [f"{doc}: shows {n!r}" for n in NOISE if n in text]
+        found = page.js("""[document.querySelectorAll('.output.stderr, .widget-subarea .progress').length,
+                           document.querySelectorAll('.tag_parameters, .tag_injected-parameters').length,
+                           document.querySelectorAll('details.provenance').length,
+                           [...document.querySelectorAll('.cell_output')].filter(o => o.innerText.trim() === ''
+                             && o.getBoundingClientRect().height > 40).length]""")
+        stderr, params, prov, gaps = found
+        if stderr:
+            problems.append(f"{doc}: {stderr} stderr / progress-bar outputs")
+        if params:
+            problems.append(f"{doc}: the parameters cell is on the page")
+        if doc != pages[0] and prov != 1:
+            problems.append(f"{doc}: {prov} provenance boxes (want one)")
+        if gaps:
+            problems.append(f"{doc}: {gaps} empty outputs taking space")
+    assert not problems, "\n".join(problems)
+
+
+def test_no_notebook_errors(pages, visit):
+    problems = []
+    for doc in pages:
+        page, _ = visit(doc)
+        n = page.js("[...document.querySelectorAll('.cell_output .traceback, .output.error, #papermill-error-cell')]"
+                    ".filter(e => !e.closest('.tag_raises-exception')).length")
+        if n:
+            problems.append(f"{doc}: {n} error outputs")
+    assert not problems, "\n".join(problems)
+
+
+def test_nav_lists_every_chapter(html_dir, pages, visit):
+    assert f"url={pages[0]}.html" in (html_dir / "index.html").read_text(), "index.html does not redirect to the root"
+    page, _ = visit(pages[0])
+    hrefs = page.js("[...document.querySelectorAll('nav.bd-docs-nav a, #bd-docs-nav a')].map(a => a.href)")
+    got = {unquote(urlsplit(h).path).lstrip("/").removesuffix(".html") for h in hrefs}
+    assert not [d for d in pages[1:] if d not in got], f"chapters missing from the sidebar: {sorted(got)}"
+
+
+# --------------------------------------------------------------------------- controls
+def _state(page, selector: str) -> str:
+    return page.js(f"[...document.querySelectorAll({json.dumps(selector)})].map(e => "
+                   "e.getBoundingClientRect().height > 0 ? e.innerText : '').join('|')")
+
+
+def test_tabs_switch(pages, visit):
+    docs = [d for d in pages if visit(d)[0].js("document.querySelectorAll('.metasae-tabs').length")]
+    if not docs:
+        pytest.skip("no tabs in this book")
+    for doc in docs:
+        page, _ = visit(doc)
+        before = _state(page, ".metasae-tabs .mtab-panel")
+        page.js("document.querySelectorAll('.metasae-tabs .mtab-label')[1].click()")
+        page.settle(0.3)
+        after = _state(page, ".metasae-tabs .mtab-panel")
+        assert before and after and before != after, f"{doc}: clicking the second tab changed nothing"
+
+
+def test_dropdowns_switch(pages, visit):
+    docs = [d for d in pages if visit(d)[0].js("document.querySelectorAll('.metasae-switcher select').length")]
+    if not docs:
+        pytest.skip("no dropdown in this book")
+    for doc in docs:
+        page, _ = visit(doc)
+        for i in range(page.js("document.querySelectorAll('.metasae-switcher select').length")):
+            sel = f"document.querySelectorAll('.metasae-switcher')[{i}]"
+            before = page.js(f"{sel}.querySelector('tbody').innerText")
+            n = page.js(f"{sel}.querySelector('select').options.length")
+            if n < 2:
                 continue
-            if re.search(r"rel=[\"'](?:stylesheet|preload|modulepreload)", tag) or tag.lower().startswith("<script"):
-                offenders.append(f"{page}: {tag}>")
-    assert not offenders, "\n".join(offenders)
+            page.js(f"(() => {{ const s = {sel}.querySelector('select'); s.value = '{n - 1}';"
+                    " s.dispatchEvent(new Event('change')); })()")
+            after = page.js(f"{sel}.querySelector('tbody').innerText")
+            assert after and after != before, f"{doc}: choosing another latent changed nothing"
 
 
-# --------------------------------------------------------------------------- papermill cell
-def test_injected_parameters_cell_is_collapsed(html_dir):
-    """papermill's injected-parameters cell must be hidden/collapsed (tag hide-cell added
-    after execution), never shown expanded."""
-    for page in html_pages(html_dir):
-        root = parse_html((html_dir / page).read_text(encoding="utf-8", errors="replace"))
-        for cell in root.find_all(cls="tag_injected-parameters"):
-            hidden = any("hide" in d.classes for d in cell.find_all(tag="details"))
-            assert hidden, (f"{page}: injected-parameters cell is shown expanded; "
-                            "tag it hide-cell / hide-input / remove-cell after papermill")
+def test_explorer_search_and_pages(pages, visit):
+    docs = [d for d in pages if visit(d)[0].js("document.querySelectorAll('.metasae-explorer').length")]
+    if not docs:
+        pytest.skip("no explorer in this book")
+    for doc in docs:
+        page, _ = visit(doc)
+        assert page.js("window.metasaeExplorer !== undefined"), f"{doc}: explorer.js not loaded"
+        for i in range(page.js("document.querySelectorAll('.metasae-explorer').length")):
+            ex = f"document.querySelectorAll('.metasae-explorer')[{i}]"
+            page.js(f"metasaeExplorer.ready({ex})")  # the data file is fetched on demand
+            before = page.js(f"{ex}.querySelector('.mx-view').innerText")
+            last = page.js(f"{ex}.dataset.last")
+            page.js(f"(() => {{ const q = {ex}.querySelector('input.mx-search'); q.value = '{last}';"
+                    " q.dispatchEvent(new Event('input')); })()")
+            page.settle(0.3)
+            page.js(f"{ex}.querySelector('.mx-results a') && {ex}.querySelector('.mx-results a').click()")
+            page.settle(0.3)
+            after = page.js(f"{ex}.querySelector('.mx-view').innerText")
+            assert after != before and f"latent {last}" in after, f"{doc}: searching latent {last} showed {after[:200]!r}"
+            word = page.js(f"{ex}.dataset.word || ''")
+            if word:
+                page.js(f"(() => {{ const q = {ex}.querySelector('input.mx-search'); q.value = {json.dumps(word)};"
+                        " q.dispatchEvent(new Event('input')); })()")
+                page.settle(0.3)
+                hits = page.js(f"{ex}.querySelectorAll('.mx-results a').length")
+                assert hits > 0, f"{doc}: no latent found for the word {word!r}"
+            slider = page.js(f"!!{ex}.querySelector('input[type=range]')")
+            if slider:
+                v0 = page.js(f"{ex}.querySelector('.mx-view').innerText")
+                page.js(f"(() => {{ const s = {ex}.querySelector('input[type=range]'); s.value = s.min;"
+                        " s.dispatchEvent(new Event('input')); })()")
+                page.settle(0.3)
+                assert page.js(f"{ex}.querySelector('.mx-view').innerText") != v0, f"{doc}: the slider did nothing"
+
+
+def test_the_table_check_can_fail(chrome):
+    """The width check flags a wide table with no scrolling box, and accepts the same table inside one."""
+    page = chrome.new_page(800)
+    wide = '<table style="width:3000px"><tr><td>x</td></tr></table>'
+    page.js(f"document.body.innerHTML = '<main style=\"width:700px\">{wide}</main>'")
+    assert len(page.js(TABLES_FIT)) == 1
+    page.js(f"document.body.innerHTML = '<main style=\"width:700px\"><div style=\"overflow-x:auto\">{wide}</div></main>'")
+    assert page.js(TABLES_FIT) == []

@@ -1,0 +1,138 @@
+"""Executed notebooks made fit for the static book: no build noise, light figures.
+
+The runner calls :func:`clean` on every executed notebook before it lands in ``book/`` (and ``runner.stage`` on
+every notebook already there), so a person running a chapter still sees its progress bars while the book does not:
+
+* progress bars and other widget views are dropped, with the saved widget state (so the page loads no widget
+  library); stderr streams (progress bars printed as text, warnings) are dropped; known chatter lines on stdout
+  ("Moving model to device") are removed;
+* plotly outputs are rebuilt from their ``application/vnd.plotly.v1+json`` bundle as one ``div`` and one
+  ``Plotly.newPlot`` call, numbers rounded to :data:`FIGURE_DIGITS` significant figures: no CDN ``<script>``, no
+  module import, no MathJax; plotly.js itself is added once, only to pages with a figure, by the book's Sphinx
+  extension (``book/_ext/companion_pages.py``);
+* papermill's injected-parameters cell is removed from the page (the provenance box states preset and overrides).
+
+:func:`clean` is idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from html import escape
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+PLOTLY = "application/vnd.plotly.v1+json"
+CHATTER = re.compile(r"^(Moving model to device: .*|Loaded pretrained model .*)\n?", re.M)
+FIGURE_DIGITS = 4
+MAX_LINE_POINTS = 1500  # a line trace with more points keeps every k-th (and its last) point in the book
+
+
+def _round(obj, digits: int = FIGURE_DIGITS):
+    if isinstance(obj, float):
+        return float(f"{obj:.{digits}g}")
+    if isinstance(obj, list):
+        return [_round(v, digits) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _round(v, digits) for k, v in obj.items()}
+    return obj
+
+
+def _thin(trace: dict) -> dict:
+    """A long line trace (``mode`` "lines", > :data:`MAX_LINE_POINTS` points) with every k-th point kept."""
+    xs, ys = trace.get("x"), trace.get("y")
+    if trace.get("mode") != "lines" or not isinstance(xs, list) or not isinstance(ys, list) \
+            or len(xs) <= MAX_LINE_POINTS or len(xs) != len(ys):
+        return trace
+    step = -(-len(xs) // MAX_LINE_POINTS)
+    idx = list(range(0, len(xs), step)) + ([len(xs) - 1] if (len(xs) - 1) % step else [])
+    return {**trace, "x": [xs[i] for i in idx], "y": [ys[i] for i in idx]}
+
+
+def figure_html(spec: dict, div_id: str) -> str:
+    """The static HTML of one plotly figure: a div and a ``Plotly.newPlot`` call (plotly.js from the page)."""
+    layout = dict(spec.get("layout", {}))
+    layout.pop("template", None)  # the template is most of a figure's bytes; plotly_white's look is set below
+    layout.setdefault("plot_bgcolor", "white")
+    layout.setdefault("paper_bgcolor", "white")
+    for axis in [k for k in layout if k.startswith(("xaxis", "yaxis"))]:
+        layout[axis] = {"gridcolor": "#ebf0f8", "zerolinecolor": "#ebf0f8", "automargin": True, **layout[axis]}
+    height = layout.get("height", 450)
+    data = json.dumps(_round([_thin(t) for t in spec.get("data", [])]), separators=(",", ":"))
+    lay = json.dumps(_round(layout), separators=(",", ":"))
+    return (f'<div id="{escape(div_id)}" class="plotly-graph-div" style="height:{int(height)}px;width:100%"></div>'
+            f'<script>Plotly.newPlot("{escape(div_id)}",{data},{lay},'
+            '{"responsive":true,"displaylogo":false})</script>')
+
+
+def _is_plotly_preamble(out) -> bool:
+    html = out.get("data", {}).get("text/html", "")
+    return (out.get("output_type") == "display_data" and set(out.get("data", {})) == {"text/html"}
+            and "PlotlyConfig" in html and "plotly-graph-div" not in html)
+
+
+def clean(nb) -> dict:
+    """Clean ``nb`` (nbformat node) in place; returns counts of what was dropped or rebuilt."""
+    counts = {"widget_views": 0, "stderr": 0, "figures": 0, "chatter": 0}
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags:
+            cell.metadata["tags"] = [t for t in tags if t != "hide-cell"] + \
+                ([] if "remove-cell" in tags else ["remove-cell"])
+        elif "parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+        elif not tags:
+            del cell.metadata["tags"]
+        keep = []
+        for i, out in enumerate(cell.get("outputs", [])):
+            data = out.get("data", {})
+            if WIDGET_VIEW in data:
+                counts["widget_views"] += 1
+                continue
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                counts["stderr"] += 1
+                continue
+            if _is_plotly_preamble(out):
+                continue
+            if out.get("output_type") == "stream":
+                text = "".join(out["text"]) if isinstance(out["text"], list) else out["text"]
+                new = CHATTER.sub("", text)
+                if new != text:
+                    counts["chatter"] += 1
+                    if not new:
+                        continue
+                    out["text"] = new
+            if PLOTLY in data and 'data-metasae="figure"' not in data.get("text/html", ""):
+                div = f"fig-{cell.get('id', 'c')}-{i}"
+                data["text/html"] = figure_html(data[PLOTLY], div).replace(
+                    'class="plotly-graph-div"', 'class="plotly-graph-div" data-metasae="figure"', 1)
+                counts["figures"] += 1
+            keep.append(out)
+        if "outputs" in cell:
+            cell.outputs = keep
+    nb.metadata.pop("widgets", None)
+    return counts
+
+
+def copy_explorer_data(nb, static) -> list[str]:
+    """Copy every explorer data file named in ``nb``'s output metadata (``metasae_explorer``, written by
+    ``explorer.publish``) from the artifact cache into ``static/explorer/``; the names copied."""
+    import shutil
+    from pathlib import Path
+
+    from .artifacts import cache_root
+    copied = []
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            meta = o.get("metadata", {}).get("metasae_explorer")
+            if not meta:
+                continue
+            src = cache_root() / meta["file"]
+            if not src.exists():
+                raise FileNotFoundError(f"explorer data {src} is missing: re-run the explorer chapter")
+            (Path(static) / "explorer").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, Path(static) / "explorer" / meta["name"])
+            copied.append(meta["name"])
+    return copied

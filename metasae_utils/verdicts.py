@@ -1,0 +1,76 @@
+"""The at-a-glance verdict picture: every claim × every preset, coloured by verdict (plain HTML, no script).
+
+Hovering a cell shows our number and its control (``title``); each row links to the claim's row in the closing
+chapter.  :func:`summary` is the one sentence on the intro saying what reproduces on a preset.  ``runner.stage``
+writes both into ``book/verdicts.html`` (included by ``book/intro.md``) from ``results/``; the closing chapter
+displays :func:`grid` too.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from .tables import VERDICT_COLORS, fmt
+
+
+def _hover(got: dict) -> str:
+    ctl = got.get("control") or {}
+    text = f"ours: {got['ours']}"
+    if ctl.get("name") not in (None, "none"):
+        text += f"\ncontrol ({ctl['name']}): {'n/a' if ctl.get('value') is None else fmt(ctl['value'], 3)}"
+    return text + f"\nverdict: {got['verdict']}"
+
+
+def grid(rows: list[dict], presets: list[str], link: str | None = "06_paper_vs_reproduction.html") -> str:
+    """HTML grid of ``report.table`` rows: one row per claim, one column per preset, colour = verdict."""
+    head = "".join(f'<th class="vg-preset">{escape(p)}</th>' for p in presets)
+    body = []
+    for r in rows:
+        name = escape(r["claim"])
+        if link:
+            name = f'<a href="{escape(link)}#row-{escape(r["id"])}">{name}</a>'
+        cells = []
+        for p in presets:
+            got = r["per_preset"].get(p)
+            v = got["verdict"] if got else "not measured"
+            tip = escape(_hover(got)) if got else "not run on this preset"
+            cells.append(f'<td class="vg-cell" title="{tip}" style="background:{VERDICT_COLORS.get(v, "#fff")}">'
+                         f'{escape(_short(v))}</td>')
+        body.append(f'<tr><td class="vg-section">{escape(r["section"])}</td><td class="vg-claim">{name}</td>'
+                    + "".join(cells) + "</tr>")
+    legend = " ".join(f'<span class="vg-key" style="background:{c}">{escape(v)}</span>'
+                      for v, c in VERDICT_COLORS.items() if v != "not measured")
+    return ('<div class="metasae-verdicts"><div class="metasae-table" style="overflow-x:auto"><table>'
+            f'<thead><tr><th>section</th><th>claim</th>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+            f'</div><p class="vg-legend">{legend} · hover a cell for our number and its control</p></div>')
+
+
+def _short(verdict: str) -> str:
+    return {"reproduced": "✓ reproduced", "not reproduced": "✗ not reproduced", "partly": "◐ partly",
+            "untestable here": "– untestable", "qualitative": "~ qualitative"}.get(verdict, verdict)
+
+
+def summary(rows: list[dict], preset: str) -> str:
+    """One sentence: how many claims reproduce on ``preset`` and which."""
+    got = [(r, r["per_preset"][preset]) for r in rows if preset in r["per_preset"]]
+    if not got:
+        return f"No chapter has recorded results on `{preset}` yet."
+    yes = [r for r, g in got if g["verdict"] == "reproduced"]
+    part = [r for r, g in got if g["verdict"] == "partly"]
+    no = [r for r, g in got if g["verdict"] == "not reproduced"]
+    names = lambda rs: "; ".join(r["claim"] for r in rs[:3]) + (" …" if len(rs) > 3 else "")
+    text = f"On `{preset}`, {len(yes)} of {len(got)} claims reproduce"
+    text += f" ({names(yes)})" if yes else ""
+    text += f", {len(part)} partly" if part else ""
+    text += f" and {len(no)} do not" + (f" ({names(no)})" if no else "") if no else ""
+    return text + "."
+
+
+def page(results_root=None, preset: str = "offline") -> str:
+    """The HTML that ``book/intro.md`` includes: the summary sentence and the grid over every preset with results."""
+    from . import report
+    results = report.load(results_root)
+    presets = sorted(results, key=lambda p: (p != preset, p))
+    rows = report.table(results, presets)
+    return (f'<p class="vg-summary"><b>At a glance.</b> {escape(summary(rows, preset)).replace("`", "")}</p>'
+            + grid(rows, presets))
