@@ -37,6 +37,6 @@ def targeted_edit_row(summary: list[dict], k: int, n_test: int, min_cities: int,
         return row("targeted_edit", text + ": even the full swap rarely moves the target at this hook",
                    "untestable here", diff, control)
     c = 0.0 if control_value is None else control_value
-    verdict = ("reproduced" if diff >= 0.1 and diff >= c + 0.1 else "partly" if diff > 0 and diff > c
+    verdict = ("reproduced" if diff >= 0.1 and diff >= c + 0.1 else "partly" if diff >= 0.05 and diff > c
                else "not reproduced")
     return row("targeted_edit", text, verdict, diff, control)

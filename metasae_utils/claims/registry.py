@@ -134,7 +134,7 @@ _DECLARED = (
           "minus SAE latents, at the declared edit_k; control: the same difference for k random units of each kind; "
           "untestable when fewer than edit_min_cities held-out known cities have a donor or when the full swap changes "
           "the target in < 30 % of edits; reproduced when the difference is >= 10 points and >= 10 points above its "
-          "control, partly when it is > 0 and above its control"),
+          "control, partly when it is >= 5 points and above its control (a smaller difference is a few edits: noise)"),
 )
 
 #: id -> Claim, in the closing chapter's table order.
