@@ -87,8 +87,9 @@ def test_nan_inf_negative_zero_and_huge_fail_or_are_in_range(name, value):
     is_list = HINTS[name] in (tuple, typing.Optional[tuple])
     override = [64, value] if is_list else value
     ok = _finite(value) and meta["lo"] <= value <= meta["hi"] and not (meta["positive"] and value <= 0)
-    if ok:  # zero is a valid seed, L1 coefficient, lr-decay fraction, number of curve points and of twins
-        assert name in ("seed", "l1_coefficient", "lr_decay_fraction", "curve_points", "twins") and value == 0
+    if ok:  # zero is a valid seed, L1 coefficient, lr-decay fraction, number of curve points and of twins, latent id
+        assert name in ("seed", "l1_coefficient", "lr_decay_fraction", "curve_points", "twins", "named_latent") \
+            and value == 0
         validate({**resolve("ci").as_dict(), name: override, "widths": [64]} if not is_list
                  else {**resolve("ci").as_dict(), name: [value + 1]})
         return
