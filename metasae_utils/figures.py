@@ -50,13 +50,14 @@ def delta_cosine_scatter(panels: list[dict], threshold: float = 0.7, seed: int =
                           row=1, col=c)
         fig.add_vline(x=threshold, line_dash="dot", row=1, col=c)
         fig.add_hline(y=0, line_color="black", line_width=1, row=1, col=c)
-        fig.update_xaxes(title_text="max decoder cosine to the smaller SAE", range=[0, 1.02], row=1, col=c)
+        fig.update_xaxes(title_text="max cosine to the smaller SAE", range=[0, 1.02], row=1, col=c)
     fig.update_yaxes(title_text="ΔMSE inserted alone (% of the smaller SAE's MSE)", range=[lo - pad, hi + pad],
                      row=1, col=1)
-    fig.update_layout(title="Each latent of the larger SAE: cosine to the smaller SAE against its effect when "
-                            f"inserted alone (y clipped to its 1st–99th percentile; ≤ {MAX_POINTS} points drawn per "
-                            "panel; grey band: seed twins of the larger width, 10th–90th percentile)",
-                      title_font_size=13, height=430, legend=dict(orientation="h", y=-0.22))
+    fig.update_layout(title=dict(text="Single-insertion ΔMSE against max decoder cosine, per pair<br><sup>y clipped "
+                                      f"to its 1st–99th percentile · at most {MAX_POINTS} points drawn per panel · grey "
+                                      "band: seed twins of the larger width, 10th–90th percentile</sup>"),
+                      height=470, margin=dict(t=110), legend=dict(orientation="h", y=-0.25))
+    fig.update_annotations(font_size=12)
     return fig
 
 
