@@ -116,9 +116,11 @@ def clean(nb) -> dict:
     return counts
 
 
-def copy_explorer_data(nb, static) -> list[str]:
+def copy_explorer_data(nb, static, keep=None) -> list[str]:
     """Copy every explorer data file named in ``nb``'s output metadata (``metasae_explorer``, written by
-    ``explorer.publish``) from the artifact cache into ``static/explorer/``; the names copied."""
+    ``explorer.publish``) into ``static/explorer/``; the names copied.  The source is the artifact cache; with
+    ``keep`` (a folder committed beside the executed notebooks, e.g. ``book/explorer``) a copy is kept there too, and
+    read from there when the cache lacks it (a fresh clone builds the committed book without re-running it)."""
     import shutil
     from pathlib import Path
 
@@ -130,9 +132,15 @@ def copy_explorer_data(nb, static) -> list[str]:
             if not meta:
                 continue
             src = cache_root() / meta["file"]
+            kept = Path(keep) / meta["name"] if keep is not None else None
             if not src.exists():
-                raise FileNotFoundError(f"explorer data {src} is missing: re-run the explorer chapter")
+                if kept is None or not kept.exists():
+                    raise FileNotFoundError(f"explorer data {src} is missing: re-run the explorer chapter")
+                src = kept
             (Path(static) / "explorer").mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, Path(static) / "explorer" / meta["name"])
+            if kept is not None and src != kept:
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, kept)
             copied.append(meta["name"])
     return copied

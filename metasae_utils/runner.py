@@ -215,7 +215,7 @@ def _run_chapters(stems, preset, params, cfg, out: Path, src: Path, force: bool,
         raw.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, str(raw))
         pages.clean(nb)  # no progress bars, widget state or CDN scripts in the book; light figures
-        pages.copy_explorer_data(nb, out / STATIC)  # the explorer's JSON, next to the page
+        pages.copy_explorer_data(nb, out / STATIC, keep=out / "book" / "explorer")  # the explorer's JSON
         nbformat.write(nb, str(tmp))
         tmp.replace(target)
         results.append(Result(stem, "ran", seconds))
@@ -314,7 +314,7 @@ def clean_book(out: Path = REPO) -> list[str]:
         nb = nbformat.read(str(path), as_version=4)
         before = nbformat.writes(nb)
         pages.clean(nb)
-        pages.copy_explorer_data(nb, Path(out) / STATIC)
+        pages.copy_explorer_data(nb, Path(out) / STATIC, keep=Path(out) / "book" / "explorer")
         if nbformat.writes(nb) != before:
             tmp = path.with_suffix(".tmp")
             nbformat.write(nb, str(tmp))
