@@ -90,10 +90,8 @@ def frankenstein_plane(family_points: list[dict], frankensteins: list[dict], fro
     fig.add_trace(go.Scatter(x=[p["l0"] for p in inside], y=[p["mse"] for p in inside], mode="lines",
                              name="family frontier", line=dict(color="gray")))
     if beyond:
-        fig.add_trace(go.Scatter(x=[inside[-1]["l0"]] + [p["l0"] for p in beyond] if inside else
-                                 [p["l0"] for p in beyond],
-                                 y=[inside[-1]["mse"]] + [p["mse"] for p in beyond] if inside else
-                                 [p["mse"] for p in beyond], mode="lines",
+        dashed = inside[-1:] + beyond  # joined to the last interpolated point
+        fig.add_trace(go.Scatter(x=[p["l0"] for p in dashed], y=[p["mse"] for p in dashed], mode="lines",
                                  name="frontier beyond the family (upper bound)", line=dict(color="gray", dash="dash")))
     fig.add_trace(go.Scatter(x=[p["l0"] for p in family_points], y=[p["mse"] for p in family_points],
                              mode="markers+text", text=[str(p["width"]) for p in family_points],

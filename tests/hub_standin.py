@@ -21,7 +21,6 @@ symlink to it, ``refs/main`` holding the commit.  Weights are random: only shape
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -41,6 +40,7 @@ TEXT = "Skylion007/openwebtext"
 def _put(hf_home: Path, repo_id: str, files: dict[str, object], repo_type: str = "model") -> Path:
     """Write ``files`` (path in repo -> bytes, or a callable writing that path) into the hub cache of ``repo_id``
     as a download leaves them.  Returns the snapshot folder."""
+    from metasae_utils.artifacts import file_sha256
     repo = hf_home / "hub" / f"{repo_type}s--{repo_id.replace('/', '--')}"
     snap = repo / "snapshots" / COMMIT
     (repo / "blobs").mkdir(parents=True, exist_ok=True)
@@ -52,7 +52,7 @@ def _put(hf_home: Path, repo_id: str, files: dict[str, object], repo_type: str =
             content(tmp)
         else:
             tmp.write_bytes(content)
-        blob = repo / "blobs" / _sha256(tmp)
+        blob = repo / "blobs" / file_sha256(tmp)
         tmp.replace(blob)
         link = snap / name
         link.parent.mkdir(parents=True, exist_ok=True)
@@ -60,14 +60,6 @@ def _put(hf_home: Path, repo_id: str, files: dict[str, object], repo_type: str =
             link.unlink()
         link.symlink_to(os.path.relpath(blob, link.parent))
     return snap
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _json(obj) -> bytes:
