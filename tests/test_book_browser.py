@@ -252,10 +252,16 @@ def _state(page, selector: str) -> str:
                    "e.getBoundingClientRect().height > 0 ? e.innerText : '').join('|')")
 
 
-def test_tabs_switch(pages, visit):
-    docs = [d for d in pages if visit(d)[0].js("document.querySelectorAll('.metasae-tabs').length")]
+def _pages_with(pages, visit, selector: str, what: str) -> list[str]:
+    """The pages holding at least one element matching ``selector``; skips the test when none does."""
+    docs = [d for d in pages if visit(d)[0].js(f"document.querySelectorAll({json.dumps(selector)}).length")]
     if not docs:
-        pytest.skip("no tabs in this book")
+        pytest.skip(f"no {what} in this book")
+    return docs
+
+
+def test_tabs_switch(pages, visit):
+    docs = _pages_with(pages, visit, ".metasae-tabs", "tabs")
     for doc in docs:
         page, _ = visit(doc)
         before = _state(page, ".metasae-tabs .mtab-panel")
@@ -266,9 +272,7 @@ def test_tabs_switch(pages, visit):
 
 
 def test_dropdowns_switch(pages, visit):
-    docs = [d for d in pages if visit(d)[0].js("document.querySelectorAll('.metasae-switcher select').length")]
-    if not docs:
-        pytest.skip("no dropdown in this book")
+    docs = _pages_with(pages, visit, ".metasae-switcher select", "dropdown")
     for doc in docs:
         page, _ = visit(doc)
         for i in range(page.js("document.querySelectorAll('.metasae-switcher select').length")):
@@ -284,9 +288,7 @@ def test_dropdowns_switch(pages, visit):
 
 
 def test_explorer_search_and_pages(pages, visit):
-    docs = [d for d in pages if visit(d)[0].js("document.querySelectorAll('.metasae-explorer').length")]
-    if not docs:
-        pytest.skip("no explorer in this book")
+    docs = _pages_with(pages, visit, ".metasae-explorer", "explorer")
     for doc in docs:
         page, _ = visit(doc)
         assert page.js("window.metasaeExplorer !== undefined"), f"{doc}: explorer.js not loaded"
