@@ -10,6 +10,9 @@ every notebook already there), so a person running a chapter still sees its prog
   ``Plotly.newPlot`` call, numbers rounded to :data:`FIGURE_DIGITS` significant figures: no CDN ``<script>``, no
   module import, no MathJax; plotly.js itself is added once, only to pages with a figure, by the book's Sphinx
   extension (``book/_ext/companion_pages.py``);
+* each figure gets an accessible name (``role="img"`` and ``aria-label``: its title, else its axis titles);
+* a cell whose HTML output holds a table of more than :data:`WIDE_COLUMNS` columns is tagged ``full-width`` (the
+  theme then gives it the page's full width, over the margin), so wide tables fit without a sideways scroll;
 * papermill's injected-parameters cell is removed from the page (the provenance box states preset and overrides).
 
 :func:`clean` is idempotent.
@@ -26,6 +29,9 @@ PLOTLY = "application/vnd.plotly.v1+json"
 CHATTER = re.compile(r"^(Moving model to device: .*|Loaded pretrained model .*)\n?", re.M)
 FIGURE_DIGITS = 4
 MAX_LINE_POINTS = 1500  # a line trace with more points keeps every k-th (and its last) point in the book
+WIDE_COLUMNS = 6  # a table with more columns takes the page's full width
+_ROW = re.compile(r"<tr[^>]*>(.*?)</tr>", re.S)
+_CELL = re.compile(r"<t[hd][\s>]")
 
 
 def _round(obj, digits: int = FIGURE_DIGITS):
@@ -49,6 +55,27 @@ def _thin(trace: dict) -> dict:
     return {**trace, "x": [xs[i] for i in idx], "y": [ys[i] for i in idx]}
 
 
+def _text(title) -> str:
+    """The text of a plotly title (a string or ``{"text": ...}``), tags and ``<br>`` removed."""
+    text = title.get("text", "") if isinstance(title, dict) else str(title or "")
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text)).strip()
+
+
+def figure_name(layout: dict) -> str:
+    """An accessible name for a figure: its title, else its axis titles, else "figure"."""
+    title = _text(layout.get("title"))
+    if title:
+        return title
+    axes = [_text(v.get("title")) for k, v in sorted(layout.items()) if k.startswith(("xaxis", "yaxis"))
+            and isinstance(v, dict)]
+    return "figure: " + " against ".join(a for a in axes if a) if any(axes) else "figure"
+
+
+def table_columns(html: str) -> int:
+    """The most cells in one row of any table in ``html`` (0 without a table)."""
+    return max((len(_CELL.findall(row)) for row in _ROW.findall(html)), default=0)
+
+
 def figure_html(spec: dict, div_id: str) -> str:
     """The static HTML of one plotly figure: a div and a ``Plotly.newPlot`` call (plotly.js from the page)."""
     layout = dict(spec.get("layout", {}))
@@ -60,9 +87,17 @@ def figure_html(spec: dict, div_id: str) -> str:
     height = layout.get("height", 450)
     data = json.dumps(_round([_thin(t) for t in spec.get("data", [])]), separators=(",", ":"))
     lay = json.dumps(_round(layout), separators=(",", ":"))
-    return (f'<div id="{escape(div_id)}" class="plotly-graph-div" style="height:{int(height)}px;width:100%"></div>'
+    name = escape(figure_name(layout))
+    return (f'<div id="{escape(div_id)}" class="plotly-graph-div" role="img" aria-label="{name}" title="{name}" '
+            f'style="height:{int(height)}px;width:100%"></div>'
             f'<script>Plotly.newPlot("{escape(div_id)}",{data},{lay},'
             '{"responsive":true,"displaylogo":false})</script>')
+
+
+def _html(out) -> str:
+    """The ``text/html`` of an output as one string ("" without one)."""
+    html = out.get("data", {}).get("text/html", "")
+    return "".join(html) if isinstance(html, list) else html
 
 
 def _is_plotly_preamble(out) -> bool:
@@ -86,7 +121,7 @@ def clean(nb) -> dict:
         elif not tags:
             del cell.metadata["tags"]
         keep = []
-        for i, out in enumerate(cell.get("outputs", [])):
+        for out in cell.get("outputs", []):
             data = out.get("data", {})
             if WIDGET_VIEW in data:
                 counts["widget_views"] += 1
@@ -104,14 +139,18 @@ def clean(nb) -> dict:
                     if not new:
                         continue
                     out["text"] = new
-            if PLOTLY in data and 'data-metasae="figure"' not in data.get("text/html", ""):
-                div = f"fig-{cell.get('id', 'c')}-{i}"
-                data["text/html"] = figure_html(data[PLOTLY], div).replace(
+            if PLOTLY in data:
+                div = f"fig-{cell.get('id', 'c')}-{len(keep)}"
+                html = figure_html(data[PLOTLY], div).replace(
                     'class="plotly-graph-div"', 'class="plotly-graph-div" data-metasae="figure"', 1)
-                counts["figures"] += 1
+                counts["figures"] += html != _html(out)
+                data["text/html"] = html
             keep.append(out)
         if "outputs" in cell:
             cell.outputs = keep
+        if max((table_columns(_html(o)) for o in keep), default=0) > WIDE_COLUMNS:
+            cell.metadata["tags"] = cell.metadata.get("tags", []) + \
+                ([] if "full-width" in cell.metadata.get("tags", []) else ["full-width"])
     nb.metadata.pop("widgets", None)
     return counts
 

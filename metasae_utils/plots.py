@@ -262,38 +262,6 @@ def context_text(tokenizer, tokens: torch.Tensor, seq: int, pos: int, before: in
     return _context(tokenizer, tokens, seq, pos, before, after, lambda p: f"<b>[{p}]</b>")
 
 
-from .tables import VERDICT_COLORS  # noqa: E402  (one palette for every verdict cell)
-
-
-def claims_table(rows: list[dict], presets: list[str]) -> str:
-    """HTML table of ``report.table`` rows: claim, the paper's number, ours and the verdict per preset (linked to
-    the computing cell where a link is given), and the overall verdict; verdict cells coloured."""
-    def verdict(v: str) -> str:
-        return f'<td style="background:{VERDICT_COLORS.get(v, "#fff")}">{escape(v)}</td>'
-    head = "".join(f"<th>{escape(p)}</th><th>verdict</th>" for p in presets)
-    body = []
-    for r in rows:
-        rule = f"<br><small>rule: {escape(r['rule'])}</small>" if r.get("rule") else ""
-        cells = [f"<td>{escape(r['section'])}</td><td>{escape(r['claim'])}{rule}</td><td>{escape(r['paper'])}</td>"]
-        for p in presets:
-            got = r["per_preset"].get(p)
-            if got is None:
-                cells.append("<td>—</td>" + verdict("not measured"))
-                continue
-            ours = escape(got["ours"])
-            if got.get("link"):
-                ours = f'<a href="{escape(got["link"])}">{ours}</a>'
-            ctl = got.get("control") or {}
-            if ctl.get("name") not in (None, "none"):
-                shown = "n/a" if ctl.get("value") is None else f"{ctl['value']:.3g}"
-                ours += f"<br><small>control — {escape(ctl['name'])}: {shown}</small>"
-            cells.append(f"<td>{ours}</td>" + verdict(got["verdict"]))
-        cells.append(verdict(r["overall"]))
-        body.append(f'<tr id="row-{escape(r["id"])}">' + "".join(cells) + "</tr>")
-    return ('<table class="claims"><thead><tr><th>section</th><th>claim</th><th>paper</th>' + head +
-            "<th>overall</th></tr></thead><tbody>" + "".join(body) + "</tbody></table>")
-
-
 # -- performance ---------------------------------------------------------------------------------------------
 
 def measured_lines(points: list[dict], x: str, series: dict[str, str], title: str, x_title: str, y_title: str,

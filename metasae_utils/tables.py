@@ -1,7 +1,8 @@
 """Tables for the book: HTML that never cuts a column off, with readable headers and consistent scales.
 
 A chapter calls :func:`show` (or returns :func:`table`) instead of printing ``DataFrame.to_string()``.  The result
-renders as an HTML table inside a horizontally scrollable box (``.metasae-table``, styled by
+renders as an HTML table (transposed when it has more than :data:`MAX_COLUMNS` columns and fewer rows than columns)
+inside a horizontally scrollable box (``.metasae-table``, styled by
 ``metasae_utils/web/metasae.css`` in the book) and, for nbval and plain consoles, as the same table in text.
 
 * Column names become human headers with units (``l0`` → "L0 (latents / token)"); fractions are shown as
@@ -19,6 +20,8 @@ from html import escape
 VERDICT_COLORS = {"reproduced": "#d9f2d9", "partly": "#fff2cc", "not reproduced": "#f8d7da",
                   "untestable here": "#eeeeee", "qualitative": "#e7eefb", "not measured": "#ffffff"}
 VERDICT_COLUMNS = ("verdict", "overall")
+#: a table with more columns than this (and fewer rows than columns) is shown transposed, so it fits the page.
+MAX_COLUMNS = 7
 
 #: column → (header, scale).  A scale of 100 turns a fraction into a percentage (the header says "%").
 COLUMNS: dict[str, tuple[str, float]] = {
@@ -76,11 +79,19 @@ class Table:
         self.headers, self.rows, self.numeric, self.html_cells, self.caption = headers, rows, numeric, html_cells, caption
 
     def _repr_html_(self) -> str:
+        cap = f"<caption>{escape(self.caption)}</caption>" if self.caption else ""
+        if len(self.headers) > MAX_COLUMNS and len(self.rows) < len(self.headers):
+            return _box(cap + self._transposed(), "metasae-table transposed")
         head = "".join(f'<th class="{"num" if n else ""}">{escape(h)}</th>' for h, n in zip(self.headers, self.numeric))
         body = "".join("<tr>" + "".join(row) + "</tr>" for row in self.html_cells)
-        cap = f"<caption>{escape(self.caption)}</caption>" if self.caption else ""
-        return (f'<div class="metasae-table" style="overflow-x:auto;max-width:100%"><table>{cap}'
-                f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
+        return _box(f"{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody>", "metasae-table")
+
+    def _transposed(self) -> str:
+        """A wide, short table turned on its side: one row per column, the first column's cells as headers."""
+        first = "".join(f'<th class="num">{escape(r[0])}</th>' for r in self.rows)
+        body = "".join(f"<tr><th>{escape(h)}</th>" + "".join(row[j] for row in self.html_cells) + "</tr>"
+                       for j, h in enumerate(self.headers) if j)
+        return f"<thead><tr><th>{escape(self.headers[0])}</th>{first}</tr></thead><tbody>{body}</tbody>"
 
     def __repr__(self) -> str:
         widths = [max([len(h)] + [len(r[i]) for r in self.rows]) for i, h in enumerate(self.headers)]
@@ -111,6 +122,11 @@ def table(data, digits: int = 4, fixed: bool = False, caption: str | None = None
         text.append(row)
         cells.append(hrow)
     return Table(list(heads), text, numeric, cells, caption)
+
+
+def _box(inner: str, cls: str) -> str:
+    """A table in its horizontally scrollable box (a scroll is the last resort, at narrow widths)."""
+    return f'<div class="{cls}" style="overflow-x:auto;max-width:100%"><table>{inner}</table></div>'
 
 
 def _is_num(v) -> bool:

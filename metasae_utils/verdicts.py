@@ -1,13 +1,14 @@
 """The at-a-glance verdict picture: every claim × every preset, coloured by verdict (plain HTML, no script).
 
 Hovering a cell shows our number and its control (``title``); each row links to the claim's row in the closing
-chapter.  :func:`summary` is the one sentence on the intro saying what reproduces on a preset.  ``runner.stage``
-writes both into ``book/verdicts.html`` (included by ``book/intro.md``) from ``results/``; the closing chapter
-displays :func:`grid` too.
+chapter.  :func:`claims_table` is the closing chapter's table; :func:`page` (the first-screen paragraph of
+:mod:`.overview` and the grid) is what ``runner.stage`` writes into ``book/verdicts.html`` (included by
+``book/intro.md``) from ``results/``; the closing chapter displays :func:`grid` too.
 """
 
 from __future__ import annotations
 
+import re
 from html import escape
 
 from .tables import VERDICT_COLORS, fmt
@@ -67,10 +68,49 @@ def summary(rows: list[dict], preset: str) -> str:
 
 
 def page(results_root=None, preset: str = "offline") -> str:
-    """The HTML that ``book/intro.md`` includes: the summary sentence and the grid over every preset with results."""
-    from . import report
+    """The HTML that ``book/intro.md`` includes: the first-screen paragraph (:func:`overview.first_screen`: what
+    reproduces, what does not, why, and the totals) and the grid over every preset with results."""
+    from . import overview, report
     results = report.load(results_root)
     presets = sorted(results, key=lambda p: (p != preset, p))
     rows = report.table(results, presets)
-    return (f'<p class="vg-summary"><b>At a glance.</b> {escape(summary(rows, preset)).replace("`", "")}</p>'
-            + grid(rows, presets))
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", escape(overview.first_screen(rows, preset)))
+    return f'<p class="vg-summary"><b>In short.</b> {text}</p>' + grid(rows, presets)
+
+
+def claims_table(rows: list[dict], presets: list[str], book_preset: str) -> str:
+    """The closing chapter's table: per claim (grouped by section, the paper's claims before the checks beyond it)
+    the claim with its rule folded in a ``<details>``, the paper's number, ours and the control on ``book_preset``
+    (linked to the computing cell), and one verdict column per preset (hover: that preset's number)."""
+    from .overview import BEYOND_PAPER
+    heads = "".join(f'<th class="vg-preset">verdict<br>{escape(p)}</th>' for p in presets)
+    body, section = [], None
+    for r in rows:
+        if r["section"] != section:
+            section = r["section"]
+            label = section + (" (beyond the paper)" if section in BEYOND_PAPER else "")
+            body.append(f'<tr class="claims-section"><th colspan="{4 + len(presets)}">{escape(label)}</th></tr>')
+        got = r["per_preset"].get(book_preset) or {}
+        ours = escape(got.get("ours", "—"))
+        if got.get("link"):
+            ours = f'<a href="{escape(got["link"])}">{ours}</a>'
+        rule = f"<details><summary>rule</summary><small>{escape(r['rule'])}</small></details>" if r.get("rule") else ""
+        cells = [f'<td class="claim">{escape(r["claim"])}{rule}</td><td>{escape(r["paper"])}</td><td>{ours}</td>'
+                 f"<td>{escape(_control(got))}</td>"]
+        for p in presets:
+            g = r["per_preset"].get(p)
+            v = g["verdict"] if g else "not measured"
+            tip = escape(_hover(g)) if g else "not run on this preset"
+            cells.append(f'<td class="verdict" title="{tip}" style="background:{VERDICT_COLORS.get(v, "#fff")}">'
+                         f"{escape(_short(v))}</td>")
+        body.append(f'<tr id="row-{escape(r["id"])}">' + "".join(cells) + "</tr>")
+    return ('<div class="metasae-table" style="overflow-x:auto;max-width:100%"><table class="claims"><thead><tr>'
+            f"<th>claim</th><th>paper</th><th>ours ({escape(book_preset)})</th><th>control</th>{heads}</tr></thead>"
+            f'<tbody>{"".join(body)}</tbody></table></div>')
+
+
+def _control(got: dict) -> str:
+    ctl = got.get("control") or {}
+    if ctl.get("name") in (None, "none"):
+        return "—"
+    return f"{ctl['name']}: {'n/a' if ctl.get('value') is None else fmt(ctl['value'], 3)}"

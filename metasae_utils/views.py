@@ -1,7 +1,7 @@
 """Kernel-free interactive views: plain HTML with a few lines of inline JavaScript (or none), so they work the
 same in Jupyter, on Colab and in the static book, without a widget library.
 
-* :func:`tabs` — CSS-only tabs (radio buttons and labels), no script at all;
+* :func:`tabs` — ARIA tabs (``role=tablist`` / ``tab`` / ``tabpanel``), switched by click or arrow keys;
 * :func:`switcher` — a dropdown of entries, each filling a two-column table (the entries travel as JSON in the
   output; the ``onchange`` handler swaps the table body).
 """
@@ -32,25 +32,31 @@ def _uid(prefix: str) -> str:
     return f"{prefix}{next(_ids)}"
 
 
+#: the tab behaviour (ARIA tabs pattern): click or Enter / Space selects, arrow keys, Home and End move between tabs.
+_TAB_JS = ("window.metasaeTab=window.metasaeTab||function(e){var t=e.target.closest('[role=tab]');if(!t)return;"
+           "var l=[].slice.call(t.parentNode.querySelectorAll('[role=tab]')),i=l.indexOf(t),n=i;"
+           "if(e.type==='keydown'){var k=e.key;if(k==='ArrowRight'||k==='ArrowDown')n=(i+1)%l.length;"
+           "else if(k==='ArrowLeft'||k==='ArrowUp')n=(i-1+l.length)%l.length;else if(k==='Home')n=0;"
+           "else if(k==='End')n=l.length-1;else return;e.preventDefault();}"
+           "l.forEach(function(x,j){var on=j===n;x.setAttribute('aria-selected',on);x.tabIndex=on?0:-1;"
+           "document.getElementById(x.getAttribute('aria-controls')).hidden=!on;});l[n].focus();};")
+
+
 def tabs(panels: dict[str, str]) -> HTMLView:
-    """One tab per ``label → HTML`` (CSS only: clicking a label shows its panel)."""
+    """One tab per ``label → HTML``, keyboard reachable (``role=tablist`` / ``tab`` / ``tabpanel``: Tab reaches
+    the selected tab, arrow keys switch, as in the WAI-ARIA tabs pattern), a few lines of inline script."""
     uid = _uid("mtabs")
-    radios, labels, bodies = [], [], []
+    buttons, bodies = [], []
     for i, (label, html) in enumerate(panels.items()):
-        rid = f"{uid}-{i}"
-        radios.append(f'<input type="radio" name="{uid}" id="{rid}" class="mtab-radio"{" checked" if i == 0 else ""}>')
-        labels.append(f'<label for="{rid}" class="mtab-label">{escape(label)}</label>')
-        bodies.append(f'<div class="mtab-panel">{html}</div>')
-    # radio i checked → label i highlighted, panel i shown (nth-of-type keeps the rule independent of the count)
-    rules = "".join(f"#{uid}-{i}:checked ~ .mtab-bodies .mtab-panel:nth-of-type({i + 1}){{display:block}}"
-                    f"#{uid}-{i}:checked ~ .mtab-labels label:nth-of-type({i + 1}){{background:#e8eef8;"
-                    "border-bottom-color:#e8eef8}" for i in range(len(panels)))
-    style = (f"<style>#{uid} .mtab-radio{{display:none}}#{uid} .mtab-panel{{display:none;padding:6px;"
-             f"border:1px solid #ccd}}#{uid} .mtab-label{{display:inline-block;padding:4px 10px;margin-right:2px;"
-             f"border:1px solid #ccd;border-bottom:none;cursor:pointer;border-radius:4px 4px 0 0}}"
-             + rules.replace("#" + uid + "-", f"#{uid} #{uid}-") + "</style>")
-    html = (f'<div class="metasae-tabs" id="{uid}">{style}{"".join(radios)}'
-            f'<div class="mtab-labels">{"".join(labels)}</div><div class="mtab-bodies">{"".join(bodies)}</div></div>')
+        on = i == 0
+        buttons.append(f'<button type="button" role="tab" id="{uid}-t{i}" aria-controls="{uid}-p{i}" '
+                       f'aria-selected="{"true" if on else "false"}" tabindex="{0 if on else -1}" class="mtab-label"'
+                       f' onclick="metasaeTab(event)" onkeydown="metasaeTab(event)">{escape(label)}</button>')
+        bodies.append(f'<div role="tabpanel" id="{uid}-p{i}" aria-labelledby="{uid}-t{i}" class="mtab-panel"'
+                      f'{"" if on else " hidden"}>{html}</div>')
+    html = (f'<div class="metasae-tabs" id="{uid}"><script>{_TAB_JS}</script>'
+            f'<div role="tablist" class="mtab-labels">{"".join(buttons)}</div>'
+            f'<div class="mtab-bodies">{"".join(bodies)}</div></div>')
     return HTMLView(html, f"<tabs: {', '.join(panels)}>")
 
 

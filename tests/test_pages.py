@@ -100,7 +100,8 @@ def test_clean_drops_noise_and_rebuilds_figures_without_cdn():
 # -- views, verdicts, figures ------------------------------------------------------------------------------------
 def test_tabs_and_switcher_need_no_kernel():
     t = views.tabs({"1790": "<b>a</b>", "1850": "<b>b</b>"})
-    assert t.html.count('type="radio"') == 2 and "<script" not in t.html
+    assert t.html.count('role="tab"') == 2 and t.html.count('role="tabpanel"') == 1 + t.html.count(" hidden>")
+    assert 'role="tablist"' in t.html and "ArrowRight" in t.html and 'aria-selected="true"' in t.html
     s = views.switcher([{"label": "a", "rows": [("k", "v1")]}, {"label": "b", "rows": [("k", "</script>")]}], "T")
     assert "<select" in s.html and "onchange" in s.html and s.html.count("</script>") == 1
 

@@ -6,6 +6,8 @@ Per page, at ``html-page-context``:
   plotly figure;
 * every off-site script (the theme's MathJax, anything naming a CDN) is dropped: no page holds math, and the
   book must work offline;
+* a script given twice (jupyter-book adds sphinx-thebe's inline ``const THEBE_JS_URL = ...`` twice, which throws
+  "Identifier 'THEBE_JS_URL' has already been declared" on every page) is kept once;
 * ``metasae.css`` (tables that scroll instead of being cut, the explorer, the tabs) is added to every page.
 """
 from __future__ import annotations
@@ -22,7 +24,20 @@ def _page(app, pagename, templatename, context, doctree):
         def offsite(f):
             name = getattr(f, "filename", f) or ""
             return str(name).startswith(("http:", "https:", "//"))
-        context["script_files"] = [f for f in files if not offsite(f)]
+        context["script_files"] = _once([f for f in files if not offsite(f)])
+
+
+def _once(files: list) -> list:
+    """``files`` without repeats: two entries with the same file name and the same attributes (inline body
+    included) are one script."""
+    seen, out = set(), []
+    for f in files:
+        attrs = getattr(f, "attributes", {}) or {}
+        key = (str(getattr(f, "filename", f) or ""), tuple(sorted((k, str(v)) for k, v in attrs.items())))
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
+    return out
 
 
 def setup(app):

@@ -1,0 +1,81 @@
+"""The reader's pages (issue 23): wide tables turned or given the full width, the closing chapter's claims table,
+the first-screen totals, accessible figures, one copy of each script."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import SimpleNamespace
+
+import nbformat
+
+from metasae_utils import overview, pages, tables, verdicts
+
+ROWS = [{"id": "novel_fraction", "section": "Stitching", "claim": "about 35 % novel", "paper": "35 %", "rule": "r1",
+         "overall": "partly",
+         "per_preset": {"offline": {"ours": "68.7 % vs 61.5 % between seed twins", "verdict": "not reproduced",
+                                    "link": "03_stitching.html#claim-novel_fraction",
+                                    "control": {"name": "seed twin", "value": 0.615}},
+                        "ci": {"ours": "100 %", "verdict": "reproduced", "control": None}}},
+        {"id": "novel_lowers", "section": "Stitching", "claim": "novel latents lower MSE", "paper": "yes",
+         "rule": "r2", "overall": "reproduced",
+         "per_preset": {"offline": {"ours": "71.6 %", "verdict": "reproduced", "control": None}}},
+        {"id": "truth_novel", "section": "Ground truth", "claim": "novel = new", "paper": "—", "rule": "r3",
+         "overall": "reproduced",
+         "per_preset": {"offline": {"ours": "100 %", "verdict": "reproduced", "control": None}}}]
+
+
+def test_wide_short_tables_are_transposed_and_narrow_ones_are_not():
+    wide = tables.table([{f"c{j}": j for j in range(10)} for _ in range(3)])
+    assert "transposed" in wide._repr_html_() and wide._repr_html_().count("<tr>") == 10
+    narrow = tables.table([{f"c{j}": j for j in range(4)} for _ in range(3)])
+    assert "transposed" not in narrow._repr_html_() and narrow._repr_html_().count("<tr>") == 4
+    assert repr(wide).splitlines()[0].split() == [f"c{j}" for j in range(10)]  # the text form is unchanged
+
+
+def test_claims_table_folds_the_rule_and_has_one_verdict_column_per_preset():
+    html = verdicts.claims_table(ROWS, ["offline", "ci"], "offline")
+    assert html.count("<details>") == 3 and "r1" in html and html.count('class="verdict"') == 6
+    assert "Ground truth (beyond the paper)" in html and 'href="03_stitching.html#claim-novel_fraction"' in html
+    assert "seed twin: 0.615" in html and 'id="row-novel_lowers"' in html
+
+
+def test_totals_count_the_paper_apart_from_checks_beyond_it_and_skip_ci():
+    text = overview.totals_sentence(ROWS, "offline")
+    assert text.startswith("Of the paper's 2 claims, on `offline`: 1 reproduced and 1 do not reproduce; "
+                           "of 1 checks beyond the paper: 1 reproduced")
+    assert "Not counted: `ci`" in text
+    first = overview.first_screen(ROWS, "offline", root=Path("/nonexistent"))
+    assert "novel latents lower the MSE" in first and "≈ 35 % novel latents" in first and text in first
+    assert "between seed twins" in first and "`gpt2-paper`" in first
+
+
+def test_figures_get_an_accessible_name_and_wide_tables_the_full_width():
+    nb = nbformat.v4.new_notebook()
+    fig = {"data": [{"type": "scatter", "x": [1], "y": [2]}], "layout": {"title": {"text": "MSE <b>by</b> width"}}}
+    wide = "<table><tr>" + "<th>h</th>" * 9 + "</tr></table>"
+    nb.cells = [nbformat.v4.new_code_cell("f", outputs=[nbformat.v4.new_output(
+                    "display_data", data={pages.PLOTLY: fig, "text/plain": "F"})]),
+                nbformat.v4.new_code_cell("t", outputs=[nbformat.v4.new_output(
+                    "display_data", data={"text/html": wide, "text/plain": "T"})]),
+                nbformat.v4.new_code_cell("n", outputs=[nbformat.v4.new_output(
+                    "display_data", data={"text/html": "<table><tr><td>1</td></tr></table>", "text/plain": "N"})])]
+    pages.clean(nb)
+    assert 'role="img" aria-label="MSE by width"' in nb.cells[0].outputs[0].data["text/html"]
+    assert nb.cells[1].metadata["tags"] == ["full-width"] and "tags" not in nb.cells[2].metadata
+    before = nbformat.writes(nb)
+    pages.clean(nb)
+    assert nbformat.writes(nb) == before
+    assert pages.figure_name({"xaxis": {"title": {"text": "width"}}, "yaxis": {"title": "MSE"}}) == \
+        "figure: width against MSE"
+
+
+def test_the_book_extension_keeps_one_copy_of_each_script():
+    spec = importlib.util.spec_from_file_location("companion_pages", Path(__file__).parents[1] / "book" / "_ext" /
+                                                  "companion_pages.py")
+    ext = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ext)
+    js = lambda name, body=None: SimpleNamespace(filename=name, attributes={"body": body} if body else {})
+    files = [js(None, "const THEBE_JS_URL = 1"), js("a.js"), js(None, "const THEBE_JS_URL = 1"), js("a.js"),
+             js(None, "other")]
+    assert [f.attributes.get("body") or f.filename for f in ext._once(files)] == ["const THEBE_JS_URL = 1", "a.js",
+                                                                                   "other"]
