@@ -2,7 +2,8 @@
 
 :func:`build` computes, for each latent of ``sae``: how often it fires on held-out text, its class against the next
 smaller SAE (max decoder cosine, novel below 0.7) and its three best matches there, its top held-out contexts
-(token ids, the firing token marked), a histogram of its non-zero activations, its logit effects (top promoted /
+(token ids, the firing token marked, each token shaded by the latent's activation there: ``x`` / ``xs``), one sample
+from each activation band (:data:`BANDS`: ``q`` / ``qs``), a histogram of its non-zero activations, its logit effects (top promoted /
 suppressed tokens of ``W_dec @ W_U``, the direct path as on Neuronpedia) and its meta-latent code.  Meta-latent
 pages (the latents that use a meta-latent most) are derived in the browser from the codes.
 
@@ -21,6 +22,10 @@ import torch
 
 PAPER_POST = "https://www.lesswrong.com/posts/TMAmHh4DdMr4nCSr5/showing-sae-latents-are-not-atomic-using-meta-saes"
 THRESHOLD = 0.7
+#: activation bands (fractions of a latent's max) from which one held-out sample each is shown (quantile samples).
+BANDS = ((0.0, 0.25), (0.25, 0.5), (0.5, 0.75))
+#: the explorer data file's budget (bytes); :func:`fit` trims context windows, then contexts, to stay within it.
+MAX_BYTES = 4_000_000
 
 
 def _r(x: float) -> float:
@@ -60,17 +65,74 @@ def logit_effects(w_dec: torch.Tensor, w_u: torch.Tensor, k: int = 6, chunk: int
     return uv, ui, -dv, di
 
 
+@torch.no_grad()
+def band_samples(sae, acts: torch.Tensor, amax: torch.Tensor, bands=BANDS, batch_size: int = 4096) -> torch.Tensor:
+    """Per latent and band ``(lo, hi]`` (fractions of the latent's max activation): the first row of ``acts`` whose
+    activation falls in the band, -1 where none does; (d_sae, len(bands)) long.  The explorer's quantile samples:
+    what a latent does at a middling activation, not only at its top."""
+    d = sae.cfg.d_sae
+    found = torch.full((d, len(bands)), -1, dtype=torch.long)
+    for s in range(0, len(acts), batch_size):
+        f = sae.encode(acts[s:s + batch_size].to(sae.W_dec.device, sae.W_dec.dtype)).float().cpu()
+        for k, (lo, hi) in enumerate(bands):
+            hit = (f > lo * amax) & (f <= hi * amax) & (f > 0)
+            first = hit.float().argmax(0)
+            new = hit.any(0) & (found[:, k] < 0)
+            found[new, k] = first[new] + s
+    return found
+
+
+@torch.no_grad()
+def window_activations(sae, acts: torch.Tensor, latents: torch.Tensor, windows: torch.Tensor,
+                       batch_size: int = 4096) -> torch.Tensor:
+    """Activation of ``latents[j]`` on each row of ``windows[j]`` (rows of ``acts``, -1: none → 0); same shape."""
+    flat_rows, flat_lat = windows.reshape(-1), latents[:, None].expand_as(windows).reshape(-1)
+    out = torch.zeros(len(flat_rows))
+    ok = (flat_rows >= 0).nonzero().squeeze(1)
+    for s in range(0, len(ok), batch_size):
+        idx = ok[s:s + batch_size]
+        f = sae.encode(acts[flat_rows[idx]].to(sae.W_dec.device, sae.W_dec.dtype)).float().cpu()
+        out[idx] = f.gather(1, flat_lat[idx, None]).squeeze(1)
+    return out.reshape(windows.shape)
+
+
+def _windows(acts_set, rows: torch.Tensor, before: int, after: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """For activation ``rows`` (any shape): the rows of the ``before`` .. ``after`` window around each (-1 outside
+    its sequence) and the token ids there (-1 outside); shapes (*rows.shape, before + 1 + after)."""
+    body = acts_set.tokens.shape[1] - 1
+    seq, pos = acts_set.position(rows.clamp(min=0))
+    offs = torch.arange(-before, after + 1)
+    p = pos[..., None] + offs
+    inside = (p >= 1) & (p <= body) & (rows[..., None] >= 0)
+    win_rows = torch.where(inside, seq[..., None] * body + p - 1, torch.full_like(p, -1))
+    toks = torch.where(inside, acts_set.tokens[seq[..., None].expand_as(p), p.clamp(0, body)], torch.full_like(p, -1))
+    return win_rows, toks
+
+
+def _context(act: float, at: int, toks: list[int], shade: list[float], top: float, tok) -> tuple[list, str]:
+    """One stored context: ``[activation, index of the firing token, token ids...]`` and its shading string
+    (one digit 0-9 per token: the latent's activation there as a fraction of ``top``)."""
+    keep = [j for j, t in enumerate(toks) if t >= 0]
+    digits = "".join(str(min(9, int(10 * max(0.0, shade[j]) / top))) if top > 0 else "0" for j in keep)
+    return [_r(act), keep.index(at)] + [tok(toks[j]) for j in keep], digits
+
+
 def build(model, acts_set, sae, name: str, smaller=None, smaller_name: str | None = None, meta_sae=None,
-          decomposition=None, k_contexts: int = 5, before: int = 10, after: int = 3, neuronpedia: str | None = None,
-          preset: str | None = None) -> dict:
-    """The explorer data of ``sae`` (see the module docstring).  ``acts_set``: held-out ``Activations`` (acts and
-    tokens); ``decomposition``: ``meta.decompose(meta_sae, sae.W_dec)``."""
+          decomposition=None, k_contexts: int = 12, before: int = 8, after: int = 3, neuronpedia: str | None = None,
+          preset: str | None = None, max_bytes: int = MAX_BYTES) -> dict:
+    """The explorer data of ``sae`` (see the module docstring), trimmed by :func:`fit` to ``max_bytes``.
+    ``acts_set``: held-out ``Activations`` (acts and tokens); ``decomposition``: ``meta.decompose(meta_sae,
+    sae.W_dec)``."""
     from .evaluate import top_activations
     from .stitching import top_matches
     d = sae.cfg.d_sae
     stats = activation_stats(sae, acts_set.acts)
     vals, rows = top_activations(sae, acts_set.acts, torch.arange(d), k=k_contexts)
-    seqs, poss = acts_set.position(rows)
+    rows = torch.where(vals > 0, rows, torch.full_like(rows, -1))
+    band_rows = band_samples(sae, acts_set.acts, stats["max"])
+    all_rows = torch.cat([rows, band_rows], 1)  # (d, k + bands)
+    win_rows, win_toks = _windows(acts_set, all_rows, before, after)
+    shade = window_activations(sae, acts_set.acts, torch.arange(d), win_rows.reshape(d, -1)).reshape(win_rows.shape)
     uv, ui, dv, di = logit_effects(sae.W_dec.detach(), model.W_U.detach())
     vocab: dict[int, int] = {}
 
@@ -78,18 +140,15 @@ def build(model, acts_set, sae, name: str, smaller=None, smaller_name: str | Non
         return vocab.setdefault(int(t), len(vocab))
     if smaller is not None:
         m_cos, m_idx = top_matches(sae.W_dec.detach(), smaller.W_dec.detach(), torch.arange(d), k=3)
-    tokens = acts_set.tokens
     latents = []
     for i in range(d):
-        ctx = []
-        for j in range(k_contexts):
-            if vals[i, j] <= 0:
-                continue
-            row = tokens[int(seqs[i, j])].tolist()
-            p = int(poss[i, j])
-            lo, hi = max(1, p - before), min(len(row), p + after + 1)
-            ctx.append([_r(vals[i, j]), p - lo] + [tok(t) for t in row[lo:hi]])
-        entry = {"f": int(stats["fire"][i]), "h": [_r(stats["max"][i])] + stats["hist"][i].tolist(), "x": ctx,
+        top = float(stats["max"][i])
+        ctx = [_context(float(shade[i, j, before]), before, win_toks[i, j].tolist(), shade[i, j].tolist(), top, tok)
+               for j in range(all_rows.shape[1]) if all_rows[i, j] >= 0]
+        n_top = int((rows[i] >= 0).sum())
+        entry = {"f": int(stats["fire"][i]), "h": [_r(stats["max"][i])] + stats["hist"][i].tolist(),
+                 "x": [c for c, _ in ctx[:n_top]], "xs": [s for _, s in ctx[:n_top]],
+                 "q": [c for c, _ in ctx[n_top:]], "qs": [s for _, s in ctx[n_top:]],
                  "up": [[tok(t), _r(v)] for t, v in zip(ui[i].tolist(), uv[i].tolist())],
                  "dn": [[tok(t), _r(v)] for t, v in zip(di[i].tolist(), dv[i].tolist())]}
         if smaller is not None:
@@ -100,9 +159,46 @@ def build(model, acts_set, sae, name: str, smaller=None, smaller_name: str | Non
     strings = [None] * len(vocab)
     for t, j in vocab.items():
         strings[j] = model.tokenizer.decode([t])
-    return {"name": name, "d_sae": d, "smaller": smaller_name, "threshold": THRESHOLD, "preset": preset,
+    data = {"name": name, "d_sae": d, "smaller": smaller_name, "threshold": THRESHOLD, "preset": preset,
             "n_tokens": len(acts_set.acts), "d_meta": int(meta_sae.cfg.d_sae) if meta_sae is not None else None,
-            "neuronpedia": neuronpedia, "dashboard": PAPER_POST, "tokens": strings, "latents": latents}
+            "neuronpedia": neuronpedia, "dashboard": PAPER_POST, "bands": [list(b) for b in BANDS],
+            "tokens": strings, "latents": latents}
+    return fit(data, max_bytes)
+
+
+def size(data: dict) -> int:
+    """Bytes of ``data`` as :func:`publish` writes it."""
+    return len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def _trim(data: dict, before: int) -> None:
+    """Keep at most ``before`` tokens before the firing token of every stored context (shading trimmed alike)."""
+    for l in data["latents"]:
+        for xs, ss in (("x", "xs"), ("q", "qs")):
+            for j, c in enumerate(l.get(xs, [])):
+                cut = max(0, c[1] - before)
+                if cut:
+                    l[xs][j] = [c[0], c[1] - cut] + c[2 + cut:]
+                    if ss in l:
+                        l[ss][j] = l[ss][j][cut:]
+
+
+def fit(data: dict, max_bytes: int = MAX_BYTES, min_contexts: int = 10) -> dict:
+    """``data`` within ``max_bytes``: shorter windows before the firing token first (down to 3 tokens), then fewer
+    top contexts (down to ``min_contexts``), then no quantile samples.  Returns ``data`` (trimmed in place)."""
+    before = max((c[1] for l in data["latents"] for c in l.get("x", [])), default=0)
+    while size(data) > max_bytes and before > 3:
+        before -= 1
+        _trim(data, before)
+    k = max((len(l.get("x", [])) for l in data["latents"]), default=0)
+    while size(data) > max_bytes and k > min_contexts:
+        k -= 1
+        for l in data["latents"]:
+            l["x"], l["xs"] = l["x"][:k], l.get("xs", [])[:k]
+    if size(data) > max_bytes:
+        for l in data["latents"]:
+            l.pop("q", None), l.pop("qs", None)
+    return data
 
 
 def publish(data: dict, file_name: str):
@@ -122,22 +218,42 @@ def publish(data: dict, file_name: str):
 
 
 def explorer_view(data: dict, file: str, size: int):
-    """The HTML shell that ``explorer.js`` fills (search box, slider over latents, the latent / meta-latent view)."""
+    """The HTML shell that ``explorer.js`` fills (a labelled search box, a slider over latents, the view); the
+    view opens from the page's address too (``#latent-12``, ``#meta-3``: :func:`link`)."""
     from .views import HTMLView
     example = max(range(len(data["latents"])), key=lambda i: data["latents"][i]["f"])
-    word = next((data["tokens"][t].strip() for c in data["latents"][example]["x"] for t in c[2:]
-                 if len(data["tokens"][t].strip()) > 3 and data["tokens"][t].strip().isalpha()), "")
+    word = next((data["tokens"][c[2 + c[1]]].strip() for c in data["latents"][example]["x"]
+                 if len(data["tokens"][c[2 + c[1]]].strip()) > 3 and data["tokens"][c[2 + c[1]]].strip().isalpha()),
+                "")
+    uid = f"mx-{abs(hash(file)) % 10**8}"
     html = (f'<div class="metasae-explorer" data-src="../_static/explorer/{escape(file)}" data-last="{data["d_sae"] - 1}"'
             f' data-word="{escape(word)}" data-first="{example}">'
             f'<p><b>Explorer: {escape(data["name"])}</b> — all {data["d_sae"]:,} latents'
             + (f' and {data["d_meta"]:,} meta-latents' if data.get("d_meta") else "")
             + f' ({size / 1e6:.2f} MB of data, loaded when you search). '
             f'<span class="mx-static">It runs in the book (no kernel needed); in Jupyter, open the book page.</span></p>'
-            '<input class="mx-search" type="search" placeholder="latent id, m12 for a meta-latent, or a word" size="34">'
+            f'<label class="mx-label" for="{uid}">Find a latent</label>'
+            f'<input id="{uid}" class="mx-search" type="search" size="34" '
+            'placeholder="latent id, m12 for a meta-latent, or a word" aria-describedby="' + uid + '-help">'
             f'<input class="mx-slider" type="range" min="0" max="{data["d_sae"] - 1}" value="{example}"'
             ' aria-label="latent id">'
-            '<div class="mx-results"></div><div class="mx-view"></div></div>')
-    return HTMLView(html, f"<explorer {data['name']}: {data['d_sae']} latents, {size} bytes>")
+            f'<p id="{uid}-help"><small>Enter opens the first match; a word finds the latents that fire on it, '
+            'strongest first. Each view has its own address (<code>#latent-12</code>, <code>#meta-3</code>) for '
+            'bookmarks and Back.</small></p>'
+            '<div class="mx-results" aria-live="polite"></div><div class="mx-view"></div></div>')
+    return HTMLView(html, f"explorer of {data['name']}: {data['d_sae']} latents")
+
+
+#: the explorer chapter's page (relative to the other chapters' pages).
+PAGE = "08_explorer.html"
+
+
+def link(latent: int, text: str | None = None, kind: str = "latent", page: str = PAGE) -> str:
+    """An HTML link to the explorer's view of ``latent`` (``kind`` "latent" or "meta"): ``08_explorer.html#latent-12``;
+    the chapters print latent ids through it."""
+    anchor = f"{kind}-{int(latent)}"
+    label = text if text is not None else (f"latent {int(latent)}" if kind == "latent" else f"meta-latent {int(latent)}")
+    return f'<a class="mx-link" href="{escape(page)}#{anchor}" title="open in the explorer">{escape(label)}</a>'
 
 
 def show(view) -> None:

@@ -79,3 +79,62 @@ def test_the_book_extension_keeps_one_copy_of_each_script():
              js(None, "other")]
     assert [f.attributes.get("body") or f.filename for f in ext._once(files)] == ["const THEBE_JS_URL = 1", "a.js",
                                                                                    "other"]
+
+
+# -- the explorer's data, on a tiny hand-made SAE -----------------------------------------------------------------
+class _TinySAE:
+    """Two latents that read one coordinate each: latent 0 fires on token 7 (coordinate 0), latent 1 never fires."""
+
+    def __init__(self):
+        import torch
+        self.W_enc = torch.tensor([[1.0, 0.0], [0.0, -1.0]])
+        self.W_dec = torch.eye(2)
+        self.cfg = SimpleNamespace(d_sae=2)
+
+    def encode(self, x):
+        import torch
+        return torch.relu(x.float() @ self.W_enc)
+
+
+def _tiny():
+    import torch
+    from metasae_utils.sources import Activations
+    tokens = torch.tensor([[1, 5, 7, 6, 7], [1, 6, 6, 7, 5]])  # BOS first; activations drop it
+    body = tokens[:, 1:].reshape(-1)
+    acts = torch.stack([(body == 7).float() * torch.tensor([3.0, 3.0, 3.0, 3.0, 2.0, 3.0, 3.0, 3.0])[: len(body)]
+                        * torch.tensor([1, 1, 1, 0.5, 1, 1, 1, 1])[: len(body)], torch.zeros(len(body))], 1)
+    acts[:, 0] += (body == 6).float() * 0.5  # latent 0 fires weakly on token 6: a low-band sample
+    model = SimpleNamespace(W_U=torch.eye(2, 9), tokenizer=SimpleNamespace(decode=lambda t: f"<{t[0]}>"))
+    return model, Activations(acts=acts, tokens=tokens, hook="h")
+
+
+def test_explorer_data_of_a_tiny_sae():
+    from metasae_utils import explorer
+    model, acts_set = _tiny()
+    data = explorer.build(model, acts_set, _TinySAE(), "tiny", k_contexts=3, before=2, after=1)
+    l0, l1 = data["latents"]
+    assert l0["f"] == 6 and l1["f"] == 0 and l1["x"] == [] and l1["q"] == []
+    tok = lambda c: [data["tokens"][t] for t in c[2:]]
+    first = l0["x"][0]
+    assert first[0] == 3.0 and tok(first)[first[1]] == "<7>"  # the firing token is marked
+    assert len(l0["xs"][0]) == len(first) - 2 and l0["xs"][0][first[1]] == "9"  # shading: one digit per token
+    assert [len(c) - 2 for c in l0["x"]] == [len(s) for s in l0["xs"]]
+    assert any(tok(c)[c[1]] == "<6>" for c in l0["q"])  # a sample from the lowest activation band
+    assert l0["x"][0][0] >= l0["x"][-1][0]  # strongest first
+
+
+def test_explorer_data_is_trimmed_to_its_budget():
+    from metasae_utils import explorer
+    model, acts_set = _tiny()
+    data = explorer.build(model, acts_set, _TinySAE(), "tiny", k_contexts=3, before=2, after=1)
+    full = explorer.size(data)
+    small = explorer.fit(data, max_bytes=full - 10, min_contexts=1)
+    assert explorer.size(small) <= full - 10 or all(c[1] <= 3 for c in small["latents"][0]["x"])
+    assert all(len(c) - 2 == len(s) for c, s in zip(small["latents"][0]["x"], small["latents"][0]["xs"]))
+
+
+def test_explorer_links_open_a_view_by_address():
+    from metasae_utils import explorer
+    assert explorer.link(1185) == ('<a class="mx-link" href="08_explorer.html#latent-1185" title="open in the '
+                                   'explorer">latent 1185</a>')
+    assert 'href="08_explorer.html#meta-217"' in explorer.link(217, kind="meta")
