@@ -328,3 +328,182 @@ def test_the_table_check_can_fail(chrome):
     assert len(page.js(TABLES_FIT)) == 1
     page.js(f"document.body.innerHTML = '<main style=\"width:700px\"><div style=\"overflow-x:auto\">{wide}</div></main>'")
     assert page.js(TABLES_FIT) == []
+
+
+# --------------------------------------------------------------------------- issue 23: the reader's book
+TABLES_SCROLL = """(() => {
+  const main = document.querySelector('main') || document.body, out = [];
+  for (const t of main.querySelectorAll('table')) {
+    if (t.getBoundingClientRect().width === 0) continue;
+    for (let box = t.parentElement; box && box !== main; box = box.parentElement) {
+      const o = getComputedStyle(box).overflowX;
+      if ((o === 'auto' || o === 'scroll') && box.scrollWidth > box.clientWidth + 1) {
+        out.push((t.innerText || '').slice(0, 50).replace(/\\s+/g, ' ') + ` (${box.scrollWidth} > ${box.clientWidth} px)`);
+        break;
+      }
+    }
+  }
+  return out;
+})()"""
+
+
+def test_no_table_needs_a_sideways_scroll_at_1400(pages, visit):
+    """At 1400 px every table fits its view: no scroll box is wider than what it shows (at 800 px one may scroll)."""
+    problems = []
+    for doc in pages:
+        page, _ = visit(doc, 1400)
+        problems += [f"{doc}: {t}" for t in page.js(TABLES_SCROLL)]
+    assert not problems, "tables that need a sideways scroll at 1400 px:\n" + "\n".join(problems)
+
+
+CONTRAST = """(() => {
+  const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+    .reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const bg = (e) => {
+    let layers = [];
+    for (; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c.length === 4 && c[3] === 0) continue;
+      layers.push(c);
+      if (c.length === 3 || c[3] === 1) break;
+    }
+    let out = [255, 255, 255];
+    for (const c of layers.reverse()) { const a = c.length === 4 ? c[3] : 1; out = out.map((v, i) => v * (1 - a) + c[i] * a); }
+    return out;
+  };
+  const out = [];
+  const sel = 'main table td, main table th, .metasae-explorer .mx-ctx mark, .metasae-explorer .mx-ctx b, ' +
+              '.metasae-explorer .mx-ctx span, .metasae-tabs [role=tab], .vg-key';
+  for (const e of document.querySelectorAll(sel)) {
+    if (!e.innerText || !e.innerText.trim() || e.getBoundingClientRect().width === 0) continue;
+    const [a, b] = [lum(rgb(getComputedStyle(e).color).slice(0, 3)), lum(bg(e))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) out.push(`${e.tagName.toLowerCase()} "${e.innerText.trim().slice(0, 30)}" ${ratio.toFixed(2)}:1`);
+  }
+  return out;
+})()"""
+
+
+@pytest.fixture(scope="session")
+def dark(chrome, site):
+    """dark(docname) -> page loaded at 1400 px with prefers-color-scheme: dark (the theme follows the OS)."""
+    base, _ = site
+    page = chrome.new_page(1400)
+    page.call("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+
+    def go(doc: str):
+        page.goto(urljoin(base, doc + ".html"))
+        return page
+    return go
+
+
+def _explorer_sample(page) -> None:
+    """Open the first explorer's view of its busiest latent, so that its tokens are on the page."""
+    if page.js("document.querySelectorAll('.metasae-explorer').length"):
+        page.js("(() => { const ex = document.querySelector('.metasae-explorer');"
+                " return metasaeExplorer.show(ex, +ex.dataset.first).then(() => true); })()")
+        page.settle(0.3)
+
+
+def test_text_contrast_in_both_themes(pages, visit, dark):
+    """Table cells (verdicts included), tabs and explorer tokens reach WCAG AA (4.5:1) in the light and dark theme."""
+    problems = []
+    for doc in pages:
+        for theme, page in (("light", visit(doc, 1400, fresh=True)[0]), ("dark", dark(doc))):
+            if theme == "dark":
+                assert page.js("document.documentElement.dataset.theme") == "dark", "dark mode not emulated"
+            _explorer_sample(page)
+            found = page.js(CONTRAST)
+            problems += [f"{doc} ({theme}): {p}" for p in found[:5]] + \
+                ([f"{doc} ({theme}): ... {len(found) - 5} more"] if len(found) > 5 else [])
+    assert not problems, "text below 4.5:1 contrast:\n" + "\n".join(problems)
+
+
+OVERLAPS = """(() => {
+  const out = [];
+  for (const fig of document.querySelectorAll('.plotly-graph-div')) {
+    const box = (e) => e.getBoundingClientRect();
+    const titles = [...fig.querySelectorAll('.infolayer .annotation')].filter((a) => a.textContent.trim()).map(box);
+    const axes = [...fig.querySelectorAll('.infolayer .g-xtitle, .infolayer .g-ytitle, .infolayer .gtitle, .xtick, .ytick')]
+      .filter((a) => a.textContent.trim()).map(box);
+    const hit = (a, b) => a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+    for (const t of titles) for (const a of axes) if (hit(t, a)) {
+      out.push(`${fig.getAttribute('aria-label') || fig.id}: "${t.width|0}x${t.height|0} at ${t.left|0},${t.top|0}"`);
+    }
+  }
+  return [...new Set(out)];
+})()"""
+
+
+def test_subplot_titles_do_not_overlap_axis_titles(pages, visit):
+    problems = []
+    for doc in pages:
+        page, _ = visit(doc)
+        problems += [f"{doc}: {p}" for p in page.js(OVERLAPS)]
+    assert not problems, "figure annotations over axis titles or tick labels:\n" + "\n".join(problems)
+
+
+def test_every_figure_has_an_accessible_name(pages, visit):
+    problems = []
+    for doc in pages:
+        page, _ = visit(doc)
+        problems += [f"{doc}: {f}" for f in page.js(
+            "[...document.querySelectorAll('.plotly-graph-div')].filter(d => !(d.getAttribute('aria-label') || '')"
+            ".trim()).map(d => d.id)")]
+    assert not problems, "figures without an accessible name:\n" + "\n".join(problems)
+
+
+def test_no_script_errors(pages, visit):
+    """No page throws (the doubled sphinx-thebe script threw "Identifier 'THEBE_JS_URL' has already been declared")."""
+    problems = []
+    for doc in pages:
+        _, load = visit(doc)
+        problems += [f"{doc}: {e.splitlines()[0]}" for e in load.get("exceptions", [])]
+    assert not problems, "\n".join(problems)
+
+
+def test_tabs_switch_from_the_keyboard(pages, visit):
+    docs = _pages_with(pages, visit, ".metasae-tabs", "tabs")
+    for doc in docs:
+        page, _ = visit(doc)
+        roles = page.js("[document.querySelectorAll('.metasae-tabs [role=tablist]').length,"
+                        " document.querySelectorAll('.metasae-tabs [role=tab][tabindex=\"0\"]').length]")
+        assert roles[0] and roles[0] == roles[1], f"{doc}: tabs without role=tablist / one focusable tab each"
+        before = _state(page, ".metasae-tabs [role=tabpanel]")
+        page.js("document.querySelector('.metasae-tabs [role=tab][aria-selected=true]').focus()")
+        for kind in ("keyDown", "keyUp"):
+            page.call("Input.dispatchKeyEvent", {"type": kind, "key": "ArrowRight", "code": "ArrowRight",
+                                                 "windowsVirtualKeyCode": 39})
+        page.settle(0.3)
+        assert _state(page, ".metasae-tabs [role=tabpanel]") != before, f"{doc}: ArrowRight did not switch tabs"
+        assert page.js("document.activeElement.getAttribute('role')") == "tab", f"{doc}: focus left the tabs"
+
+
+def test_explorer_addresses_enter_and_messages(pages, visit, site):
+    docs = _pages_with(pages, visit, ".metasae-explorer", "explorer")
+    base, _ = site
+    for doc in docs:
+        page, _ = visit(doc)
+        ex = "document.querySelector('.metasae-explorer')"
+        page.js(f"metasaeExplorer.ready({ex})")
+        assert page.js(f"(() => {{ const q = {ex}.querySelector('input.mx-search'); return !!(q.labels && q.labels.length)"
+                       " || !!q.getAttribute('aria-label'); })()"), f"{doc}: the search box has no label"
+        last = page.js(f"+{ex}.dataset.last")
+
+        def typed(q, enter=False):
+            page.js(f"(() => {{ const q = {ex}.querySelector('input.mx-search'); q.value = {json.dumps(q)};"
+                    " q.dispatchEvent(new Event('input'));"
+                    + (" q.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter'}));" if enter else "") + " })()")
+            page.settle(0.4)
+            return page.js(f"{ex}.innerText")
+        assert f"latent {last}" in typed(str(last), enter=True), f"{doc}: Enter on an id did not open it"
+        assert page.js("location.hash") == f"#latent-{last}", f"{doc}: the view has no address"
+        assert "no latent 99999999" in typed("99999999").lower().replace("there is ", ""), f"{doc}: out-of-range id"
+        assert "at least 2 characters" in typed("a"), f"{doc}: no message for a one-character query"
+        page.goto(urljoin(base, doc + ".html#latent-1"))
+        page.settle(1.0)
+        assert "latent 1\n" in page.js(f"{ex}.querySelector('.mx-view').innerText") + "\n" or \
+            "latent 1 " in page.js(f"{ex}.querySelector('.mx-view').innerText"), f"{doc}: #latent-1 did not open latent 1"
+        text = page.js("(document.querySelector('main') || document.body).innerText")
+        assert "<explorer " not in text, f"{doc}: the debug line is printed"

@@ -125,7 +125,7 @@ class Page:
 
     def goto(self, url: str, settle: float = 1.5, timeout: float = 60.0) -> dict:
         """Load ``url``; wait for the load event and until the network is quiet for ``settle`` s.  Returns
-        ``{"bytes": transferred bytes, "requests": [urls], "failed": [urls]}``."""
+        ``{"bytes": transferred bytes, "requests": [urls], "failed": [urls], "exceptions": [uncaught script errors]}``."""
         self.b.events = [e for e in self.b.events if e.get("sessionId") != self.s]
         self.call("Page.navigate", {"url": url})
         end, loaded, quiet_since = time.time() + timeout, False, None
@@ -149,7 +149,10 @@ class Page:
                   and e["params"]["requestId"] in failed_ids]
         status = {e["params"]["response"]["url"]: e["params"]["response"]["status"] for e in ev
                   if e.get("method") == "Network.responseReceived"}
-        return {"bytes": nbytes, "requests": requests, "failed": failed, "status": status}
+        exceptions = [(e["params"]["exceptionDetails"].get("exception") or {}).get("description")
+                      or e["params"]["exceptionDetails"].get("text") for e in ev
+                      if e.get("method") == "Runtime.exceptionThrown"]
+        return {"bytes": nbytes, "requests": requests, "failed": failed, "status": status, "exceptions": exceptions}
 
     def js(self, expression: str, wait: bool = True):
         """Evaluate ``expression`` in the page and return its value (JSON-serialisable results only)."""
