@@ -12,6 +12,8 @@ JB := $(VENV)/bin/jupyter-book
 CI_OUT := _build/ci
 # This machine's pip config names local indexes that may be absent: drop that noise, keep real errors.
 QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
+# The same filter that keeps the command's own exit status (pipefail): a failed fetch still stops the build.
+PIP_FILTER := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
 .PHONY: book test venv assets chromium notebooks html clean
 
@@ -25,7 +27,7 @@ $(VENV)/.installed: requirements.txt requirements-lock.txt pyproject.toml
 	touch $@
 
 assets: venv
-	$(PY) -m metasae_utils fetch
+	$(PY) -m metasae_utils fetch 2>&1 | $(PIP_FILTER)
 
 notebooks: assets
 	$(PY) -m metasae_utils build --preset $(PRESET) $(if $(FORCE),--force,)
@@ -36,8 +38,11 @@ html:
 
 book: notebooks html
 
+# Another apt/dpkg process may hold the lock (unattended upgrades, a second build): wait for it, up to 10 minutes.
+APT := apt-get -o DPkg::Lock::Timeout=600
 chromium:
-	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	command -v chromium >/dev/null || { echo "installing Chromium (waiting up to 10 min if another apt process holds the dpkg lock)"; \
+	  $(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq chromium >/dev/null; }
 
 test: assets chromium
 	$(PY) -m metasae_utils build --preset ci --out $(CI_OUT)
