@@ -138,3 +138,15 @@ def test_explorer_links_open_a_view_by_address():
     assert explorer.link(1185) == ('<a class="mx-link" href="08_explorer.html#latent-1185" title="open in the '
                                    'explorer">latent 1185</a>')
     assert 'href="08_explorer.html#meta-217"' in explorer.link(217, kind="meta")
+
+
+def test_targeted_edit_table_is_readable():
+    from metasae_utils.edits import experiment
+    rows = experiment.readable([{"method": "full swap", "k": float("nan"), "n": 63, "success": 0.33, "keep": 0.14,
+                                 "both": 0.02}, {"method": "SAE latents", "k": 2.0, "n": 63, "success": 0.0,
+                                                 "keep": 0.98, "both": 0.0}])
+    assert [r["units edited"] for r in rows] == ["all", 2] and rows[0]["target changed %"] == 33.0
+    text = repr(tables.table(rows, digits=0, fixed=True))
+    assert "NaN" not in text and "2.0" not in text and " 33 " in text
+    html = experiment.chosen_links({("meta-latents", "country"): [217, 5], ("SAE latents", "country"): [1185]}, 1)
+    assert "#meta-217" in html and "#meta-5" not in html and "#latent-1185" in html

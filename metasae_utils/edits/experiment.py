@@ -184,3 +184,24 @@ def summary(edits: list[dict]) -> list[dict]:
                     "keep": sum(e["keep"] for e in es) / n,
                     "both": sum(e["success"] and e["keep"] for e in es) / n})
     return out
+
+
+def readable(rows: list[dict]) -> list[dict]:
+    """:func:`summary` rows for a table: the number of units edited ("all" for the whole-code and residual swaps,
+    whose ``k`` is None or NaN, else an integer) and the rates as percentages of the edits."""
+    def units(k):
+        return "all" if k is None or k != k else int(k)
+    return [{"method": r["method"], "units edited": units(r["k"]), "edits": int(r["n"]),
+             "target changed %": 100 * r["success"], "rest kept %": 100 * r["keep"], "both %": 100 * r["both"]}
+            for r in rows]
+
+
+def chosen_links(chosen: dict, k: int) -> str:
+    """HTML list of the first ``k`` units chosen per (kind, attribute), each a link to its explorer view."""
+    from ..explorer import link
+    items = []
+    for (kind, attribute), ids in chosen.items():
+        what = "meta" if "meta" in str(kind) else "latent"
+        items.append(f"<li>{kind} for {attribute}: " + ", ".join(link(int(i), kind=what) for i in list(ids)[:k])
+                     + "</li>")
+    return "<ul>" + "".join(items) + "</ul>"
