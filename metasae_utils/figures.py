@@ -135,3 +135,28 @@ def decomposition_html(title: str, rows: list[dict]) -> str:
 
 def _scroll(html: str) -> str:
     return f'<div style="overflow-x:auto;max-width:100%">{html}</div>'
+
+
+def edit_curves(summary: list[dict], methods: list[str], references: tuple[str, ...] = ()):
+    """The targeted-edit rates against the number of units edited: one panel for "target changed" (success), one
+    for "others kept" (keep), a line per method over its ``k``; methods in ``references`` (whole-code or residual
+    swaps, no ``k``) are horizontal dashed lines.  ``summary``: rows of ``edits.experiment.summary``."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("target attribute changed", "other attributes kept"),
+                        horizontal_spacing=0.12)
+    ks = sorted({int(r["k"]) for r in summary if r["k"] is not None and r["k"] == r["k"]}) or [1]
+    for method, color in zip(methods, COLORS * 2):
+        pts = sorted((r for r in summary if r["method"] == method), key=lambda r: r["k"] or 0)
+        for col, key in ((1, "success"), (2, "keep")):
+            if method in references:
+                xs, ys, line = [ks[0], ks[-1]], [pts[0][key]] * 2 if pts else [], dict(color=color, dash="dash")
+            else:
+                xs, ys, line = [int(r["k"]) for r in pts], [r[key] for r in pts], dict(color=color)
+            fig.add_trace(go.Scatter(x=xs, y=ys, name=method, legendgroup=method, showlegend=col == 1, line=line,
+                                     mode="lines" if method in references else "lines+markers"), row=1, col=col)
+    fig.update_xaxes(title_text="units edited (k)", type="log", tickvals=ks, ticktext=[str(k) for k in ks])
+    fig.update_yaxes(title_text="share of held-out edits", range=[-0.05, 1.05], tickformat=".0%")
+    fig.update_layout(title="Targeted edits: the target changes, the rest stays?", height=420,
+                      margin=dict(l=60, r=20, t=80, b=50), legend=dict(orientation="h", y=-0.25))
+    return fig

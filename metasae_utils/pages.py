@@ -10,6 +10,7 @@ every notebook already there), so a person running a chapter still sees its prog
   ``Plotly.newPlot`` call, numbers rounded to :data:`FIGURE_DIGITS` significant figures: no CDN ``<script>``, no
   module import, no MathJax; plotly.js itself is added once, only to pages with a figure, by the book's Sphinx
   extension (``book/_ext/companion_pages.py``);
+* a figure title too long for one line is broken into lines, with room above the plot, so it is not clipped;
 * each figure gets an accessible name (``role="img"`` and ``aria-label``: its title, else its axis titles);
 * a cell whose HTML output holds a table of more than :data:`WIDE_COLUMNS` columns is tagged ``full-width`` (the
   theme then gives it the page's full width, over the margin), so wide tables fit without a sideways scroll;
@@ -30,6 +31,7 @@ CHATTER = re.compile(r"^(Moving model to device: .*|Loaded pretrained model .*)\
 FIGURE_DIGITS = 4
 MAX_LINE_POINTS = 1500  # a line trace with more points keeps every k-th (and its last) point in the book
 WIDE_COLUMNS = 6  # a table with more columns takes the page's full width
+TITLE_WIDTH = 80  # a figure title longer than this (characters, one line) is broken into lines
 _ROW = re.compile(r"<tr[^>]*>(.*?)</tr>", re.S)
 _CELL = re.compile(r"<t[hd][\s>]")
 
@@ -53,6 +55,21 @@ def _thin(trace: dict) -> dict:
     step = -(-len(xs) // MAX_LINE_POINTS)
     idx = list(range(0, len(xs), step)) + ([len(xs) - 1] if (len(xs) - 1) % step else [])
     return {**trace, "x": [xs[i] for i in idx], "y": [ys[i] for i in idx]}
+
+
+def wrap(text: str, width: int = 60) -> str:
+    """``text`` with ``<br>`` between words so that no line is longer than ``width`` characters (plotly titles
+    do not wrap by themselves, so a long one is clipped or runs over its neighbours)."""
+    if "<br>" in text or len(text) <= width:
+        return text
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return "<br>".join(lines + [line])
 
 
 def _text(title) -> str:
@@ -82,6 +99,14 @@ def figure_html(spec: dict, div_id: str) -> str:
     layout.pop("template", None)  # the template is most of a figure's bytes; plotly_white's look is set below
     layout.setdefault("plot_bgcolor", "white")
     layout.setdefault("paper_bgcolor", "white")
+    title = layout.get("title")
+    text = title.get("text", "") if isinstance(title, dict) else title
+    if isinstance(text, str) and len(text) > TITLE_WIDTH and "<br>" not in text:
+        lines = wrap(text, TITLE_WIDTH).count("<br>") + 1
+        layout["title"] = {**(title if isinstance(title, dict) else {}), "text": wrap(text, TITLE_WIDTH)}
+        margin = dict(layout.get("margin") or {})
+        margin["t"] = max(margin.get("t", 80), 30 + 24 * lines)
+        layout["margin"] = margin
     for axis in [k for k in layout if k.startswith(("xaxis", "yaxis"))]:
         layout[axis] = {"gridcolor": "#ebf0f8", "zerolinecolor": "#ebf0f8", "automargin": True, **layout[axis]}
     height = layout.get("height", 450)

@@ -9,6 +9,8 @@ from html import escape
 
 import torch
 
+from .pages import wrap  # noqa: F401  (long plotly titles broken into lines)
+
 RENDERER = "plotly_mimetype+notebook_connected"
 COLORS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860")
 
@@ -201,15 +203,16 @@ def threshold_sweep(rows: list[dict]):
 
 
 def delta_histogram(delta_novel, delta_recon, title: str):
-    """Overlaid histograms of ΔMSE for inserting each novel / reconstruction latent alone."""
+    """Overlaid histograms of ΔMSE for inserting each novel / reconstruction latent alone, each class as a share of
+    its own latents (so the smaller class is not flattened by the larger), the zero line drawn under the bars."""
     import plotly.graph_objects as go
     fig = go.Figure()
     for vals, name, color in [(delta_novel, "novel", COLORS[2]), (delta_recon, "reconstruction", COLORS[3])]:
-        fig.add_trace(go.Histogram(x=[float(v) for v in vals], name=name, opacity=0.6, nbinsx=80,
-                                   marker_color=color))
-    fig.add_vline(x=0, line_dash="dot")
+        fig.add_trace(go.Histogram(x=[float(v) for v in vals], name=f"{name} ({len(vals):,})", opacity=0.6,
+                                   nbinsx=80, histnorm="percent", marker_color=color))
+    fig.add_vline(x=0, line_dash="dot", line_color="#888", layer="below")
     fig.update_layout(title=title, xaxis_title="ΔMSE when inserted alone into the smaller SAE",
-                      yaxis_title="latents", barmode="overlay", height=400)
+                      yaxis_title="% of the class's latents", barmode="overlay", height=400)
     return fig
 
 
@@ -292,8 +295,8 @@ def learning_curves(members: list, title: str):
     ``info["curve"]``); the shaded band is the last 10 % of steps, over which the drift is measured."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("L0 (active latents per token)", "FVU (fraction of variance "
-                                                                                         "unexplained)"))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("L0", "FVU (fraction of variance unexplained)"),
+                        horizontal_spacing=0.12)
     curved = [m for m in members if m.info.get("curve")]
     for m, color in zip(curved, COLORS * 3):
         c = m.info["curve"]
@@ -308,8 +311,8 @@ def learning_curves(members: list, title: str):
             fig.add_vrect(x0=0.9 * last, x1=last, fillcolor="gray", opacity=0.15, line_width=0, row=1, col=col)
     fig.update_xaxes(title_text="training step")
     fig.update_yaxes(type="log", row=1, col=1, title_text="L0 (log scale)")
-    fig.update_yaxes(title_text="FVU", row=1, col=2)
-    fig.update_layout(title=title, height=420, margin=dict(l=60, r=20, t=70, b=50))
+    fig.update_yaxes(type="log", title_text="FVU (log scale)", row=1, col=2)
+    fig.update_layout(title=wrap(title, 70), height=440, margin=dict(l=60, r=20, t=90, b=50))
     return clean_log_axes(fig)
 
 
@@ -320,15 +323,20 @@ def budget_curve(points: list[dict], claims: dict[str, tuple[str, str, str]], ti
     title to ``(value key, control key, y-axis title)``."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
-    fig = make_subplots(rows=1, cols=len(claims), subplot_titles=list(claims))
+    cols = min(2, len(claims))
+    rows = -(-len(claims) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[wrap(c, 40) for c in claims],
+                        horizontal_spacing=0.15, vertical_spacing=0.5 / rows if rows > 1 else 0.1)
     xs = [p["fraction"] for p in points]
-    for col, (name, (key, ctl, y_title)) in enumerate(claims.items(), start=1):
+    for n, (name, (key, ctl, y_title)) in enumerate(claims.items()):
+        row, col = n // cols + 1, n % cols + 1
         fig.add_trace(go.Scatter(x=xs, y=[p[key] for p in points], mode="lines+markers", name="measured",
-                                 legendgroup="m", showlegend=col == 1, line=dict(color=COLORS[0])), row=1, col=col)
+                                 legendgroup="m", showlegend=n == 0, line=dict(color=COLORS[0])), row=row, col=col)
         fig.add_trace(go.Scatter(x=xs, y=[p[ctl] for p in points], mode="lines+markers", name="control",
-                                 legendgroup="c", showlegend=col == 1, line=dict(color="gray", dash="dash")),
-                      row=1, col=col)
-        fig.update_yaxes(title_text=y_title, row=1, col=col)
-    fig.update_xaxes(title_text="fraction of the training run (log scale)", type="log")
-    fig.update_layout(title=title, height=360, margin=dict(l=60, r=20, t=70, b=50))
+                                 legendgroup="c", showlegend=n == 0, line=dict(color="gray", dash="dash")),
+                      row=row, col=col)
+        fig.update_yaxes(title_text=y_title, row=row, col=col)
+    fig.update_xaxes(type="log")
+    fig.update_xaxes(title_text="fraction of the training run (log scale)", row=rows)
+    fig.update_layout(title=wrap(title, 70), height=150 + 300 * rows, margin=dict(l=60, r=20, t=110, b=60))
     return clean_log_axes(fig)

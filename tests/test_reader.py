@@ -150,3 +150,26 @@ def test_targeted_edit_table_is_readable():
     assert "NaN" not in text and "2.0" not in text and " 33 " in text
     html = experiment.chosen_links({("meta-latents", "country"): [217, 5], ("SAE latents", "country"): [1185]}, 1)
     assert "#meta-217" in html and "#meta-5" not in html and "#latent-1185" in html
+
+
+# -- figures ------------------------------------------------------------------------------------------------------
+def test_figure_fixes():
+    from metasae_utils import figures, plots
+    assert plots.wrap("a " * 50, 20).count("<br>") >= 4 and plots.wrap("short", 20) == "short"
+    pts = [{"fraction": f, "a": 1, "ac": 0, "b": 2, "bc": 1, "c": 3, "cc": 2} for f in (0.125, 0.5, 1.0)]
+    fig = plots.budget_curve(pts, {"claim one is long enough to wrap over two lines here": ("a", "ac", "%"),
+                                   "two": ("b", "bc", "%"), "three": ("c", "cc", "%")}, "t")
+    assert fig.layout.yaxis3.domain[1] < fig.layout.yaxis.domain[0] - 0.15  # a second row, well below the first
+    assert "<br>" in fig.layout.annotations[0].text
+    members = [SimpleNamespace(name="w", info={"curve": [{"step": 1, "l0": 5, "fvu": 2.0}, {"step": 2, "l0": 4,
+                                                                                         "fvu": 0.2}]})]
+    assert plots.learning_curves(members, "t").layout.yaxis2.type == "log"
+    hist = plots.delta_histogram([0.1, -0.1], [1.0] * 50, "t")
+    assert all(t.histnorm == "percent" for t in hist.data) and hist.layout.shapes[0].layer == "below"
+    edit = figures.edit_curves([{"method": "m", "k": k, "n": 5, "success": 0.1 * k, "keep": 1 - 0.1 * k, "both": 0}
+                                for k in (1, 2, 4)] + [{"method": "full", "k": None, "n": 5, "success": 0.3,
+                                                        "keep": 0.1, "both": 0}], ["m", "full"], ("full",))
+    assert list(edit.data[0].x) == [1, 2, 4] and edit.layout.xaxis.type == "log"
+    long = {"data": [], "layout": {"title": {"text": "word " * 30}}}
+    html = pages.figure_html(long, "f")
+    assert '"text":"word word' in html and "<br>" in html and '"t":' in html
