@@ -103,9 +103,10 @@ def figure_html(spec: dict, div_id: str) -> str:
     text = title.get("text", "") if isinstance(title, dict) else title
     if isinstance(text, str) and len(text) > TITLE_WIDTH and "<br>" not in text:
         lines = wrap(text, TITLE_WIDTH).count("<br>") + 1
-        layout["title"] = {**(title if isinstance(title, dict) else {}), "text": wrap(text, TITLE_WIDTH)}
+        layout["title"] = {**(title if isinstance(title, dict) else {}), "text": wrap(text, TITLE_WIDTH),
+                           "yref": "container", "y": 1, "yanchor": "top", "pad": {"t": 32}}
         margin = dict(layout.get("margin") or {})
-        margin["t"] = max(margin.get("t", 80), 30 + 24 * lines)
+        margin["t"] = max(margin.get("t", 80), 60 + 24 * lines)
         layout["margin"] = margin
     for axis in [k for k in layout if k.startswith(("xaxis", "yaxis"))]:
         layout[axis] = {"gridcolor": "#ebf0f8", "zerolinecolor": "#ebf0f8", "automargin": True, **layout[axis]}

@@ -38,6 +38,12 @@ def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
     return vals, [label(v) for v in vals]
 
 
+def top_title(text: str, width: int = 70) -> dict:
+    """A figure title pinned to the top of the figure (wrapped at ``width`` characters), so that a two-line title
+    stays clear of the subplot titles below it."""
+    return dict(text=wrap(text, width), yref="container", y=1, yanchor="top", pad=dict(t=32))  # below the mode bar
+
+
 def clean_log_axes(fig):
     """Replace plotly's default log ticks ("6 7 8 9 1000 2 3") by 1-2-5 ticks with readable labels on every log
     axis of ``fig``."""
@@ -312,7 +318,7 @@ def learning_curves(members: list, title: str):
     fig.update_xaxes(title_text="training step")
     fig.update_yaxes(type="log", row=1, col=1, title_text="L0 (log scale)")
     fig.update_yaxes(type="log", title_text="FVU (log scale)", row=1, col=2)
-    fig.update_layout(title=wrap(title, 70), height=440, margin=dict(l=60, r=20, t=90, b=50))
+    fig.update_layout(title=top_title(title), height=480, margin=dict(l=60, r=20, t=130, b=50))
     return clean_log_axes(fig)
 
 
@@ -338,5 +344,5 @@ def budget_curve(points: list[dict], claims: dict[str, tuple[str, str, str]], ti
         fig.update_yaxes(title_text=y_title, row=row, col=col)
     fig.update_xaxes(type="log")
     fig.update_xaxes(title_text="fraction of the training run (log scale)", row=rows)
-    fig.update_layout(title=wrap(title, 70), height=150 + 300 * rows, margin=dict(l=60, r=20, t=110, b=60))
+    fig.update_layout(title=top_title(title), height=190 + 300 * rows, margin=dict(l=60, r=20, t=150, b=60))
     return clean_log_axes(fig)
