@@ -277,8 +277,10 @@ def stage(out: Path = REPO) -> Path:
         shutil.copytree(REPO / "book" / "_ext", out / "book" / "_ext", dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("__pycache__"))
     clean_book(out)
-    from . import verdicts  # the intro's at-a-glance grid, from the results files
+    from . import timings, verdicts  # the intro's at-a-glance grid, from the results files
     (out / "book" / "verdicts.html").write_text(verdicts.page())
+    # the Performance page's chapter times: those of the build being staged, every chapter
+    (out / "book" / "chapter_times.html").write_text(timings.page(timings.chapter_times(out / "book", chapters())))
     (static / "html-manager").mkdir(parents=True, exist_ok=True)
     for f in (Path(__file__).parent / "web").iterdir():
         shutil.copy2(f, static / f.name)

@@ -173,3 +173,19 @@ def test_figure_fixes():
     long = {"data": [], "layout": {"title": {"text": "word " * 30}}}
     html = pages.figure_html(long, "f")
     assert '"text":"word word' in html and "<br>" in html and '"t":' in html
+
+
+# -- the Performance page's chapter times ---------------------------------------------------------------------------
+def test_chapter_times_of_the_staged_build(tmp_path):
+    from metasae_utils import timings
+    for stem, secs in (("01_a", 115.3), ("08_z", 3725.0), ("07_p", 4.6)):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# Chapter {stem}")])
+        nb.metadata.update(metasae_wall_time_s=secs, papermill={"end_time": "2026-12-01T23:11:05.1+00:00",
+                                                                "parameters": {"preset": "offline"}})
+        nbformat.write(nb, tmp_path / f"{stem}.ipynb")
+    rows = timings.chapter_times(tmp_path, ["01_a", "07_p", "08_z"])
+    assert [r["page"] for r in rows] == ["01_a", "07_p", "08_z"] and rows[2]["chapter"] == "Chapter 08_z"
+    html = timings.page(rows)
+    assert "3 chapters" in html and "<code>offline</code>" in html and "1 h 02 min" in html and "4.6 s" in html
+    assert "1 min 55 s" in html and "2026-12-01 23:11 UTC" in html and "commit" not in html
+    assert [timings.duration(s) for s in (None, 59.4, 60)] == ["—", "59 s", "1 min 00 s"]
