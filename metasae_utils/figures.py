@@ -124,11 +124,14 @@ def ratio_table(rows: list[dict]) -> str:
 
 def decomposition_html(title: str, rows: list[dict]) -> str:
     """HTML: one latent's meta-latents, each with its activation and the latents that use it most with their top
-    contexts.  ``rows``: dicts with ``meta`` (id), ``act``, ``users`` (list of (latent label, contexts HTML))."""
+    contexts.  ``rows``: dicts with ``meta`` (id), ``act``, ``users`` (list of (latent id or label, contexts HTML)).
+    Latent and meta-latent ids link to their views in the explorer (:func:`metasae_utils.explorer.link`)."""
+    from .explorer import link
     body = []
     for r in rows:
-        users = "".join(f"<li><b>{escape(str(lab))}</b>: {ctx}</li>" for lab, ctx in r["users"])
-        body.append(f"<tr><td>meta-latent {r['meta']}</td><td>{r['act']:.2f}</td><td><ul>{users}</ul></td></tr>")
+        users = "".join(f"<li><b>{link(lab) if isinstance(lab, int) else escape(str(lab))}</b>: {ctx}</li>"
+                        for lab, ctx in r["users"])
+        body.append(f"<tr><td>{link(r['meta'], kind='meta')}</td><td>{r['act']:.2f}</td><td><ul>{users}</ul></td></tr>")
     return _scroll(f"<p><b>{escape(title)}</b></p><table><tr><th>meta-latent</th><th>activation</th>"
                    f"<th>the latents that use it most, and where they fire</th></tr>{''.join(body)}</table>")
 

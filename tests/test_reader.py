@@ -189,3 +189,10 @@ def test_chapter_times_of_the_staged_build(tmp_path):
     assert "3 chapters" in html and "<code>offline</code>" in html and "1 h 02 min" in html and "4.6 s" in html
     assert "1 min 55 s" in html and "2026-12-01 23:11 UTC" in html and "commit" not in html
     assert [timings.duration(s) for s in (None, 59.4, 60)] == ["—", "59 s", "1 min 00 s"]
+
+
+def test_decompositions_link_their_ids_to_the_explorer():
+    from metasae_utils import figures
+    html = figures.decomposition_html("t", [{"meta": 217, "act": 0.3, "users": [(1185, "ctx"), ("label", "c")]}])
+    assert 'href="08_explorer.html#meta-217"' in html and 'href="08_explorer.html#latent-1185"' in html
+    assert "<b>label</b>" in html
