@@ -12,8 +12,9 @@ every notebook already there), so a person running a chapter still sees its prog
   extension (``book/_ext/companion_pages.py``);
 * a figure title too long for one line is broken into lines, with room above the plot, so it is not clipped;
 * each figure gets an accessible name (``role="img"`` and ``aria-label``: its title, else its axis titles);
-* a cell whose HTML output holds a table of more than :data:`WIDE_COLUMNS` columns is tagged ``full-width`` (the
-  theme then gives it the page's full width, over the margin), so wide tables fit without a sideways scroll;
+* a cell whose HTML output holds a table of more than :data:`WIDE_COLUMNS` columns (or a ``metasae-wide`` box) is
+  tagged ``full-width`` (the theme then gives it the page's full width, over the margin), so wide tables fit
+  without a sideways scroll;
 * papermill's injected-parameters cell is removed from the page (the provenance box states preset and overrides).
 
 :func:`clean` is idempotent.
@@ -174,7 +175,7 @@ def clean(nb) -> dict:
             keep.append(out)
         if "outputs" in cell:
             cell.outputs = keep
-        if max((table_columns(_html(o)) for o in keep), default=0) > WIDE_COLUMNS:
+        if any("metasae-wide" in _html(o) or table_columns(_html(o)) > WIDE_COLUMNS for o in keep):
             cell.metadata["tags"] = cell.metadata.get("tags", []) + \
                 ([] if "full-width" in cell.metadata.get("tags", []) else ["full-width"])
     nb.metadata.pop("widgets", None)

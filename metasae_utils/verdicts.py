@@ -104,7 +104,7 @@ def claims_table(rows: list[dict], presets: list[str], book_preset: str) -> str:
             cells.append(f'<td class="verdict" title="{tip}" style="background:{VERDICT_COLORS.get(v, "#fff")}">'
                          f"{escape(_short(v))}</td>")
         body.append(f'<tr id="row-{escape(r["id"])}">' + "".join(cells) + "</tr>")
-    return ('<div class="metasae-table" style="overflow-x:auto;max-width:100%"><table class="claims"><thead><tr>'
+    return ('<div class="metasae-table metasae-wide" style="overflow-x:auto;max-width:100%"><table class="claims"><thead><tr>'
             f"<th>claim</th><th>paper</th><th>ours ({escape(book_preset)})</th><th>control</th>{heads}</tr></thead>"
             f'<tbody>{"".join(body)}</tbody></table></div>')
 

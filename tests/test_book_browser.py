@@ -374,7 +374,8 @@ CONTRAST = """(() => {
   };
   const out = [];
   const sel = 'main table td, main table th, .metasae-explorer .mx-ctx mark, .metasae-explorer .mx-ctx b, ' +
-              '.metasae-explorer .mx-ctx span, .metasae-tabs [role=tab], .vg-key';
+              '.metasae-explorer .mx-ctx span, .metasae-explorer h4, .metasae-explorer code, .metasae-explorer p, ' +
+              '.metasae-tabs [role=tab], .vg-key';
   for (const e of document.querySelectorAll(sel)) {
     if (!e.innerText || !e.innerText.trim() || e.getBoundingClientRect().width === 0) continue;
     const [a, b] = [lum(rgb(getComputedStyle(e).color).slice(0, 3)), lum(bg(e))];

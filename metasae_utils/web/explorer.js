@@ -110,6 +110,8 @@
     return hits.sort((a, b) => b.score - a.score || b.act - a.act);
   }
 
+  const firing = (hits) => hits.filter((h) => h.score >= 2).length;
+
   function search(el, q, open) {
     const d = el._d, res = el.querySelector(".mx-results");
     q = q.trim();
@@ -122,8 +124,9 @@
     if (q.length < 2) { res.innerHTML = `<p class="mx-msg">Type at least 2 characters to search for a word.</p>`; return; }
     const hits = wordHits(d, q.toLowerCase());
     res.innerHTML = hits.length
-      ? `<p><small>${hits.length} latent${hits.length > 1 ? "s" : ""} with “${esc(q)}” in their top contexts: those that ` +
-        `fire on it first, strongest activation first${hits.length > 25 ? " (first 25 shown)" : ""}:</small></p>` +
+      ? `<p><small>${firing(hits)} latent${firing(hits) === 1 ? "" : "s"} fire on “${esc(q)}”` +
+        (hits.length > firing(hits) ? `, ${hits.length - firing(hits)} more have it nearby in their top contexts` : "") +
+        `; strongest activation first${hits.length > 25 ? " (first 25 shown)" : ""}:</small></p>` +
         hits.slice(0, 25).map((h) => `<div class="mx-hit">${link("latent", h.i, `latent ${h.i}`)} ${context(d, h.c, h.s)}</div>`).join("")
       : `<p class="mx-msg">No latent fires on “${esc(q)}” in its top contexts. Try another word, or a latent id.</p>`;
     if (open && hits.length) go(el, "latent", hits[0].i);
