@@ -53,6 +53,11 @@ def chapter_times(book: Path, order: list[str] | None = None) -> list[dict]:
     return rows
 
 
+def _share(seconds: float | None, total: float) -> str:
+    share = 100 * (seconds or 0) / total if total else 0
+    return "< 1 %" if 0 < share < 0.5 else f"{share:.0f} %"
+
+
 def page(rows: list[dict]) -> str:
     """The HTML table of :func:`chapter_times` rows with the total, and a sentence naming the build."""
     if not rows:
@@ -63,7 +68,7 @@ def page(rows: list[dict]) -> str:
     when = f", finished {escape(ends[-1][:16].replace('T', ' '))} UTC" if ends else ""
     body = "".join(f'<tr><td><a href="{escape(r["page"])}.html">{escape(r["chapter"])}</a></td>'
                    f'<td class="num">{duration(r["seconds"])}</td>'
-                   f'<td class="num">{100 * (r["seconds"] or 0) / total if total else 0:.0f} %</td></tr>'
+                   f'<td class="num">{_share(r["seconds"], total)}</td></tr>'
                    for r in rows)
     return (f"<p>The build that made this book ran {len(rows)} chapters on preset "
             f"{', '.join(f'<code>{escape(p)}</code>' for p in presets) or 'unknown'} in {duration(total)} of "
