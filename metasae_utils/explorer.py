@@ -171,30 +171,41 @@ def size(data: dict) -> int:
     return len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
 
 
-def _trim(data: dict, before: int) -> None:
-    """Keep at most ``before`` tokens before the firing token of every stored context (shading trimmed alike)."""
+def _trim(data: dict, before: int, after: int) -> None:
+    """Keep at most ``before`` tokens before and ``after`` after the firing token of every stored context (its
+    shading trimmed alike)."""
     for l in data["latents"]:
         for xs, ss in (("x", "xs"), ("q", "qs")):
             for j, c in enumerate(l.get(xs, [])):
-                cut = max(0, c[1] - before)
-                if cut:
-                    l[xs][j] = [c[0], c[1] - cut] + c[2 + cut:]
-                    if ss in l:
-                        l[ss][j] = l[ss][j][cut:]
+                lo, hi = max(0, c[1] - before), min(len(c) - 2, c[1] + after + 1)
+                l[xs][j] = [c[0], c[1] - lo] + c[2 + lo:2 + hi]
+                if ss in l:
+                    l[ss][j] = l[ss][j][lo:hi]
+
+
+def _span(data: dict) -> tuple[int, int]:
+    """The longest (before, after) window of the stored contexts."""
+    ctx = [c for l in data["latents"] for c in l.get("x", [])]
+    return max((c[1] for c in ctx), default=0), max((len(c) - 3 - c[1] for c in ctx), default=0)
 
 
 def fit(data: dict, max_bytes: int = MAX_BYTES, min_contexts: int = 10) -> dict:
-    """``data`` within ``max_bytes``: shorter windows before the firing token first (down to 3 tokens), then fewer
-    top contexts (down to ``min_contexts``), then no quantile samples.  Returns ``data`` (trimmed in place)."""
-    before = max((c[1] for l in data["latents"] for c in l.get("x", [])), default=0)
-    while size(data) > max_bytes and before > 3:
-        before -= 1
-        _trim(data, before)
+    """``data`` within ``max_bytes``, giving up detail in this order: windows down to 5 tokens before and 2 after
+    the firing token, top contexts down to ``min_contexts``, windows down to 3 before and 1 after, then the band
+    samples.  Returns ``data`` (trimmed in place)."""
+    def shrink(lo_before: int, lo_after: int) -> None:
+        before, after = _span(data)
+        while size(data) > max_bytes and (before > lo_before or after > lo_after):
+            before, after = (before - 1, after) if before > lo_before and (before > 2 * after or after <= lo_after) \
+                else (before, after - 1)
+            _trim(data, before, after)
+    shrink(5, 2)
     k = max((len(l.get("x", [])) for l in data["latents"]), default=0)
     while size(data) > max_bytes and k > min_contexts:
         k -= 1
         for l in data["latents"]:
             l["x"], l["xs"] = l["x"][:k], l.get("xs", [])[:k]
+    shrink(3, 1)
     if size(data) > max_bytes:
         for l in data["latents"]:
             l.pop("q", None), l.pop("qs", None)

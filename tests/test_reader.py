@@ -124,13 +124,23 @@ def test_explorer_data_of_a_tiny_sae():
 
 
 def test_explorer_data_is_trimmed_to_its_budget():
+    """fit gives up window length first, then contexts beyond ten, then band samples; token and shading stay aligned."""
     from metasae_utils import explorer
-    model, acts_set = _tiny()
-    data = explorer.build(model, acts_set, _TinySAE(), "tiny", k_contexts=3, before=2, after=1)
+    ctx = lambda: [5.0, 8] + list(range(12))  # 8 tokens before the firing one, 3 after
+    lat = lambda: {"f": 1, "x": [ctx() for _ in range(12)], "xs": ["0123456789ab"] * 12, "q": [ctx()] * 3,
+                   "qs": ["0123456789ab"] * 3}
+    data = {"tokens": [], "latents": [lat() for _ in range(20)]}
     full = explorer.size(data)
-    small = explorer.fit(data, max_bytes=full - 10, min_contexts=1)
-    assert explorer.size(small) <= full - 10 or all(c[1] <= 3 for c in small["latents"][0]["x"])
-    assert all(len(c) - 2 == len(s) for c, s in zip(small["latents"][0]["x"], small["latents"][0]["xs"]))
+    explorer.fit(data, max_bytes=int(full * 0.75))
+    l = data["latents"][0]
+    assert explorer.size(data) <= full * 0.75 and len(l["x"]) == 12 and l["q"]  # windows only
+    assert explorer._span(data)[0] < 8 and all(len(c) - 2 == len(s) for c, s in zip(l["x"], l["xs"]))
+    assert all(s[c[1]] == "8" for c, s in zip(l["x"], l["xs"]))  # the firing token keeps its own shading digit
+    data = {"tokens": [], "latents": [lat() for _ in range(20)]}
+    explorer.fit(data, max_bytes=int(full * 0.4))
+    l = data["latents"][0]
+    assert explorer.size(data) <= full * 0.4 and len(l["x"]) == 10 and explorer._span(data) == (3, 1)
+    assert "q" not in l  # the band samples go last
 
 
 def test_explorer_links_open_a_view_by_address():
