@@ -2,7 +2,8 @@
 
 :func:`build` computes, for each latent of ``sae``: how often it fires on held-out text, its class against the next
 smaller SAE (max decoder cosine, novel below 0.7) and its three best matches there, its top held-out contexts
-(token ids, the firing token marked, each token shaded by the latent's activation there: ``x`` / ``xs``), one sample
+(``[activation, index of the firing token, token-table indices packed by :func:`pack`, ``tw`` base-36 digits each]``,
+each token shaded by the latent's activation there: ``x`` / ``xs``), one sample
 from each activation band (:data:`BANDS`: ``q`` / ``qs``), a histogram of its non-zero activations, its logit effects (top promoted /
 suppressed tokens of ``W_dec @ W_U``, the direct path as on Neuronpedia) and its meta-latent code.  Meta-latent
 pages (the latents that use a meta-latent most) are derived in the browser from the codes.
@@ -118,7 +119,7 @@ def _context(act: float, at: int, toks: list[int], shade: list[float], top: floa
 
 
 def build(model, acts_set, sae, name: str, smaller=None, smaller_name: str | None = None, meta_sae=None,
-          decomposition=None, k_contexts: int = 12, before: int = 8, after: int = 3, neuronpedia: str | None = None,
+          decomposition=None, k_contexts: int = 10, before: int = 8, after: int = 3, neuronpedia: str | None = None,
           preset: str | None = None, max_bytes: int = MAX_BYTES) -> dict:
     """The explorer data of ``sae`` (see the module docstring), trimmed by :func:`fit` to ``max_bytes``.
     ``acts_set``: held-out ``Activations`` (acts and tokens); ``decomposition``: ``meta.decompose(meta_sae,
@@ -163,7 +164,39 @@ def build(model, acts_set, sae, name: str, smaller=None, smaller_name: str | Non
             "n_tokens": len(acts_set.acts), "d_meta": int(meta_sae.cfg.d_sae) if meta_sae is not None else None,
             "neuronpedia": neuronpedia, "dashboard": PAPER_POST, "bands": [list(b) for b in BANDS],
             "tokens": strings, "latents": latents}
+    width = max(1, len(pack([max(len(strings) - 1, 0)], 8).lstrip("0"))) if strings else 1
+    data["tw"] = width
+    for l in latents:
+        for key in ("x", "q"):
+            l[key] = [[c[0], c[1], pack(c[2:], width)] for c in l[key]]
     return fit(data, max_bytes)
+
+
+_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def pack(ids: list[int], width: int) -> str:
+    """Token-table indices as one string, ``width`` base-36 digits each (half the bytes of a JSON list)."""
+    out = []
+    for i in ids:
+        digits = ""
+        for _ in range(width):
+            i, r = divmod(i, 36)
+            digits = _DIGITS[r] + digits
+        out.append(digits)
+    return "".join(out)
+
+
+def tokens_of(data: dict, c: list) -> list[int]:
+    """The token-table indices of a stored context, packed (``[act, at, "…"]``) or not (``[act, at, id, …]``)."""
+    if len(c) == 3 and isinstance(c[2], str):
+        w = data.get("tw", 3)
+        return [int(c[2][j:j + w], 36) for j in range(0, len(c[2]), w)]
+    return list(c[2:])
+
+
+def _n(c: list, width: int) -> int:
+    return len(c[2]) // width if len(c) == 3 and isinstance(c[2], str) else len(c) - 2
 
 
 def size(data: dict) -> int:
@@ -174,11 +207,13 @@ def size(data: dict) -> int:
 def _trim(data: dict, before: int, after: int) -> None:
     """Keep at most ``before`` tokens before and ``after`` after the firing token of every stored context (its
     shading trimmed alike)."""
+    w = data.get("tw", 3)
     for l in data["latents"]:
         for xs, ss in (("x", "xs"), ("q", "qs")):
             for j, c in enumerate(l.get(xs, [])):
-                lo, hi = max(0, c[1] - before), min(len(c) - 2, c[1] + after + 1)
-                l[xs][j] = [c[0], c[1] - lo] + c[2 + lo:2 + hi]
+                lo, hi = max(0, c[1] - before), min(_n(c, w), c[1] + after + 1)
+                packed = len(c) == 3 and isinstance(c[2], str)
+                l[xs][j] = [c[0], c[1] - lo] + ([c[2][w * lo:w * hi]] if packed else c[2 + lo:2 + hi])
                 if ss in l:
                     l[ss][j] = l[ss][j][lo:hi]
 
@@ -186,7 +221,8 @@ def _trim(data: dict, before: int, after: int) -> None:
 def _span(data: dict) -> tuple[int, int]:
     """The longest (before, after) window of the stored contexts."""
     ctx = [c for l in data["latents"] for c in l.get("x", [])]
-    return max((c[1] for c in ctx), default=0), max((len(c) - 3 - c[1] for c in ctx), default=0)
+    w = data.get("tw", 3)
+    return max((c[1] for c in ctx), default=0), max((_n(c, w) - 1 - c[1] for c in ctx), default=0)
 
 
 def fit(data: dict, max_bytes: int = MAX_BYTES, min_contexts: int = 10) -> dict:
@@ -233,9 +269,8 @@ def explorer_view(data: dict, file: str, size: int):
     view opens from the page's address too (``#latent-12``, ``#meta-3``: :func:`link`)."""
     from .views import HTMLView
     example = max(range(len(data["latents"])), key=lambda i: data["latents"][i]["f"])
-    word = next((data["tokens"][c[2 + c[1]]].strip() for c in data["latents"][example]["x"]
-                 if len(data["tokens"][c[2 + c[1]]].strip()) > 3 and data["tokens"][c[2 + c[1]]].strip().isalpha()),
-                "")
+    fired = [data["tokens"][tokens_of(data, c)[c[1]]].strip() for c in data["latents"][example]["x"]]
+    word = next((t for t in fired if len(t) > 3 and t.isalpha()), "")
     uid = f"mx-{abs(hash(file)) % 10**8}"
     html = (f'<div class="metasae-explorer" data-src="../_static/explorer/{escape(file)}" data-last="{data["d_sae"] - 1}"'
             f' data-word="{escape(word)}" data-first="{example}">'

@@ -114,11 +114,12 @@ def test_explorer_data_of_a_tiny_sae():
     data = explorer.build(model, acts_set, _TinySAE(), "tiny", k_contexts=3, before=2, after=1)
     l0, l1 = data["latents"]
     assert l0["f"] == 6 and l1["f"] == 0 and l1["x"] == [] and l1["q"] == []
-    tok = lambda c: [data["tokens"][t] for t in c[2:]]
+    tok = lambda c: [data["tokens"][t] for t in explorer.tokens_of(data, c)]
     first = l0["x"][0]
+    assert len(first) == 3 and isinstance(first[2], str) and data["tw"] == 1  # packed, one base-36 digit a token
     assert first[0] == 3.0 and tok(first)[first[1]] == "<7>"  # the firing token is marked
-    assert len(l0["xs"][0]) == len(first) - 2 and l0["xs"][0][first[1]] == "9"  # shading: one digit per token
-    assert [len(c) - 2 for c in l0["x"]] == [len(s) for s in l0["xs"]]
+    assert len(l0["xs"][0]) == len(tok(first)) and l0["xs"][0][first[1]] == "9"  # shading: one digit per token
+    assert [len(tok(c)) for c in l0["x"]] == [len(s) for s in l0["xs"]]
     assert any(tok(c)[c[1]] == "<6>" for c in l0["q"])  # a sample from the lowest activation band
     assert l0["x"][0][0] >= l0["x"][-1][0]  # strongest first
 
@@ -141,6 +142,13 @@ def test_explorer_data_is_trimmed_to_its_budget():
     l = data["latents"][0]
     assert explorer.size(data) <= full * 0.4 and len(l["x"]) == 10 and explorer._span(data) == (3, 1)
     assert "q" not in l  # the band samples go last
+
+
+def test_packed_tokens_round_trip():
+    from metasae_utils import explorer
+    ids = [0, 35, 36, 46655, 1185]
+    assert explorer.tokens_of({"tw": 3}, [1.0, 0, explorer.pack(ids, 3)]) == ids
+    assert explorer.tokens_of({}, [1.0, 0, 5, 6]) == [5, 6]  # the old, listed format
 
 
 def test_explorer_links_open_a_view_by_address():

@@ -3,12 +3,19 @@
    the file can be shown: search by latent id (an exact id opens it), "m<id>" for a meta-latent, or a word: the
    latents whose top contexts fire on that token, strongest activation first, each with its snippet.  Enter opens
    the first match.  Every view has an address (#latent-12, #meta-3): links set it, so Back and bookmarks work.
-   Reads both data formats: contexts [act, at, ...tokens], with per-token shading (xs) and band samples (q, qs)
-   when the file has them. */
+   Reads both data formats: contexts [act, at, ...tokens] or [act, at, "packed tokens"] (d.tw base-36 digits each),
+   with per-token shading (xs) and band samples (q, qs) when the file has them. */
 (function () {
   "use strict";
   const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
   const tokText = (d, t) => esc(d.tokens[t]).replace(/\n/g, "⏎");
+  // a context's token-table indices: packed ([act, at, "base-36 digits, d.tw each"]) or listed ([act, at, id, ...])
+  const ids = (d, c) => {
+    if (typeof c[2] !== "string") return c.slice(2);
+    const w = d.tw || 3, out = [];
+    for (let j = 0; j < c[2].length; j += w) out.push(parseInt(c[2].slice(j, j + w), 36));
+    return out;
+  };
 
   function load(el) {
     if (!el._data) {
@@ -34,7 +41,7 @@
   }
 
   function context(d, c, shade) {
-    const [act, at, ...toks] = c;
+    const [act, at] = c, toks = ids(d, c);
     const tok = (t, i) => {
       const level = shade ? +shade[i] || 0 : 0;
       if (i === at) return `<mark title="activation ${act}">${tokText(d, t)}</mark>`;
@@ -100,8 +107,8 @@
     d.latents.forEach((l, i) => {
       let best = null;
       l.x.forEach((c, j) => {
-        const t = d.tokens[c[2 + c[1]]].trim().toLowerCase();
-        const score = t === w ? 3 : t.startsWith(w) ? 2 : c.slice(2).some((x) => d.tokens[x].toLowerCase().includes(w)) ? 1 : 0;
+        const toks = ids(d, c), t = d.tokens[toks[c[1]]].trim().toLowerCase();
+        const score = t === w ? 3 : t.startsWith(w) ? 2 : toks.some((x) => d.tokens[x].toLowerCase().includes(w)) ? 1 : 0;
         if (score && (!best || score > best.score || (score === best.score && c[0] > best.act)))
           best = {score, act: c[0], c, s: l.xs && l.xs[j]};
       });
@@ -124,7 +131,7 @@
     if (q.length < 2) { res.innerHTML = `<p class="mx-msg">Type at least 2 characters to search for a word.</p>`; return; }
     const hits = wordHits(d, q.toLowerCase());
     res.innerHTML = hits.length
-      ? `<p><small>${firing(hits)} latent${firing(hits) === 1 ? "" : "s"} fire on “${esc(q)}”` +
+      ? `<p><small>${firing(hits)} latent${firing(hits) === 1 ? " fires" : "s fire"} on “${esc(q)}”` +
         (hits.length > firing(hits) ? `, ${hits.length - firing(hits)} more have it nearby in their top contexts` : "") +
         `; strongest activation first${hits.length > 25 ? " (first 25 shown)" : ""}:</small></p>` +
         hits.slice(0, 25).map((h) => `<div class="mx-hit">${link("latent", h.i, `latent ${h.i}`)} ${context(d, h.c, h.s)}</div>`).join("")
