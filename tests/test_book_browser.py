@@ -508,3 +508,14 @@ def test_explorer_addresses_enter_and_messages(pages, visit, site):
             "latent 1 " in page.js(f"{ex}.querySelector('.mx-view').innerText"), f"{doc}: #latent-1 did not open latent 1"
         text = page.js("(document.querySelector('main') || document.body).innerText")
         assert "<explorer " not in text, f"{doc}: the debug line is printed"
+
+
+def test_no_figure_scrolls_sideways_in_the_dark_theme(pages, dark):
+    """The dark theme pads HTML outputs after plotly has sized a figure, which made every figure scroll by 16 px."""
+    problems = []
+    for doc in pages:
+        page = dark(doc)
+        problems += [f"{doc}: {n} figure outputs scroll sideways" for n in [page.js(
+            "[...document.querySelectorAll('.cell_output .text_html')].filter(o => o.querySelector('.plotly-graph-div')"
+            " && o.scrollWidth > o.clientWidth + 1).length")] if n]
+    assert not problems, "\n".join(problems)
