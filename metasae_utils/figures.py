@@ -7,7 +7,7 @@ from html import escape
 
 import torch
 
-from .plots import COLORS
+from .plots import COLORS, top_title
 
 #: points drawn per panel of the ΔMSE–cosine scatter (a seeded sample beyond this; all are counted)
 MAX_POINTS = 2500
@@ -53,17 +53,17 @@ def delta_cosine_scatter(panels: list[dict], threshold: float = 0.7, seed: int =
         fig.update_xaxes(title_text="max cosine to the smaller SAE", range=[0, 1.02], row=1, col=c)
     fig.update_yaxes(title_text="ΔMSE inserted alone (% of the smaller SAE's MSE)", range=[lo - pad, hi + pad],
                      row=1, col=1)
-    fig.update_layout(title=dict(text="Single-insertion ΔMSE against max decoder cosine, per pair<br><sup>y clipped "
+    fig.update_layout(title=top_title("Single-insertion ΔMSE against max decoder cosine, per pair<br><sup>y clipped "
                                       f"to its 1st–99th percentile · at most {MAX_POINTS} points drawn per panel · grey "
                                       "band: seed twins of the larger width, 10th–90th percentile</sup>"),
-                      height=470, margin=dict(t=110), legend=dict(orientation="h", y=-0.25))
+                      height=510, margin=dict(t=150), legend=dict(orientation="h", y=-0.25))
     fig.update_annotations(font_size=12)
     return fig
 
 
 def _panel_title(p: dict) -> str:
     q = p["quadrants"]
-    return (f"{p['pair']}: agree {100 * q['agreement']:.0f} % (chance {100 * q['chance']:.0f} %)")
+    return (f"{p['pair']}:<br>agree {100 * q['agreement']:.0f} % (chance {100 * q['chance']:.0f} %)")
 
 
 def quadrant_table(panels: list[dict]) -> str:

@@ -429,9 +429,12 @@ OVERLAPS = """(() => {
     const axes = [...fig.querySelectorAll('.infolayer .g-xtitle, .infolayer .g-ytitle, .infolayer .gtitle, .xtick, .ytick')]
       .filter((a) => a.textContent.trim()).map(box);
     const hit = (a, b) => a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+    const name = fig.getAttribute('aria-label') || fig.id;
     for (const t of titles) for (const a of axes) if (hit(t, a)) {
-      out.push(`${fig.getAttribute('aria-label') || fig.id}: "${t.width|0}x${t.height|0} at ${t.left|0},${t.top|0}"`);
+      out.push(`${name}: annotation ${t.width|0}x${t.height|0} at ${t.left|0},${t.top|0} over an axis title or tick`);
     }
+    titles.forEach((t, i) => titles.slice(i + 1).forEach((u) => { if (hit(t, u))
+      out.push(`${name}: annotations at ${t.left|0},${t.top|0} and ${u.left|0},${u.top|0} overlap`); }));
   }
   return [...new Set(out)];
 })()"""
