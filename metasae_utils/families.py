@@ -86,12 +86,12 @@ def _recipe(cfg: Config, architecture: str, steps: int, curves: bool) -> dict:
 
 
 def _train_monitored(cfg, train_acts, eval_acts, architecture, width, steps, hyper, device, progress, folder):
-    """Train one SAE with a :class:`~metasae_utils.monitor.Monitor` into ``folder``: the SAE, ``curve.json``
+    """Train one SAE with a :class:`~metasae_utils.training.monitor.Monitor` into ``folder``: the SAE, ``curve.json``
     (learning curve, L1 history, final coefficient) and ``checkpoints/step_<n>``."""
     import json
 
     from . import training
-    from .monitor import Monitor
+    from .training.monitor import Monitor
     r = hyper["recipe"]
     mon = Monitor(n_steps=steps, eval_acts=eval_acts[: r["curve_tokens"]] if r["curve_every"] else None,
                   curve_every=r["curve_every"], checkpoint_steps=tuple(r["checkpoint_steps"]),
@@ -227,7 +227,7 @@ def family_rows(members: list[Member], metrics: list[dict], n_tokens: int) -> li
     ``dead_fraction`` (``metrics``: :func:`metasae_utils.evaluate.reconstruction_metrics` per member), and
     ``l0_drift`` / ``fvu_drift`` (relative change over the last 10 % of the steps, from the learning curve; None
     without one).  ``n_tokens``: the size of the training set."""
-    from .monitor import drift
+    from .training.monitor import drift
     rows = []
     for m, r in zip(members, metrics):
         info, curve = m.info, m.info.get("curve") or []

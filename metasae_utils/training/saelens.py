@@ -49,12 +49,14 @@ import functools
 import math
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from unittest import mock
 
 import torch
 
-from .checks import _check_choice, _check_device, _check_int, _check_number, check_data
+from . import sparse
+from .lean import FastTrainer
+from ..checks import _check_choice, _check_device, _check_int, _check_number, check_data
 
 ARCHITECTURES = ("standard", "batchtopk", "jumprelu", "matryoshka_batchtopk", "matching_pursuit")
 
@@ -116,17 +118,13 @@ def build_training_config(architecture: str, d_in: int, d_sae: int, *, n_steps: 
 
 # -- data provider, trainer ------------------------------------------------------------------------------
 
-def shuffled_batches(data: torch.Tensor, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+def shuffled_batches(data: torch.Tensor, batch_size: int, generator: torch.Generator):
     """Endless iterator of (batch_size, d) batches: epochs over ``data`` in a fresh random order each,
     an epoch's tail continuing into the next epoch, so every batch is full and every row is seen once
-    per epoch.  The order depends only on ``generator``'s state."""
-    n = data.shape[0]
-    pending = torch.empty(0, dtype=torch.long)
-    while True:
-        while pending.numel() < batch_size:
-            pending = torch.cat([pending, torch.randperm(n, generator=generator)])
-        idx, pending = pending[:batch_size], pending[batch_size:]
-        yield data[idx.to(data.device)]
+    per epoch.  The order depends only on ``generator``'s state (:class:`.lean.ShuffledBatches`, whose state
+    can be saved)."""
+    from .lean import ShuffledBatches
+    return ShuffledBatches(data, batch_size, generator)
 
 
 def _trainer_class():
@@ -134,7 +132,7 @@ def _trainer_class():
 
     class _Trainer(SAETrainer):
         """SAETrainer whose progress bar moves every ``pbar_interval`` steps (SAELens: every 100) and that hands
-        every step to ``monitor`` (:class:`metasae_utils.monitor.Monitor`), if one is set."""
+        every step to ``monitor`` (:class:`metasae_utils.training.monitor.Monitor`), if one is set."""
 
         pbar_interval = 100
         monitor = None
@@ -176,7 +174,7 @@ def train_sae(data: torch.Tensor, architecture: str, d_sae: int, *, n_steps: int
               progress: bool = True, normalize_activations: bool = True,
               normalize_decoder_rows: bool | None = None, b_dec_init: str = "mean", freeze_b_dec: bool = False,
               dead_feature_window: int | None = None, lr_warm_up_steps: int = 0, lr_decay_steps: int = 0,
-              autocast: bool | None = None, monitor=None, **arch_kwargs):
+              autocast: bool | None = None, monitor=None, fast_step: bool | None = None, **arch_kwargs):
     """Train a SAELens SAE of ``architecture`` on the rows of ``data`` and return its inference SAE.
 
     Args:
@@ -213,8 +211,12 @@ def train_sae(data: torch.Tensor, architecture: str, d_sae: int, *, n_steps: int
         autocast: run each training step under ``torch.autocast(device, torch.bfloat16)`` (SAELens
             ``SAETrainerConfig(autocast=True)``: bf16 products, fp32 master weights and Adam).  ``None``
             (default): when this process's training precision is bf16 (:func:`metasae_utils.precision.configure`).
-        monitor: a :class:`metasae_utils.monitor.Monitor` called after every step (learning curves, checkpoints,
+        monitor: a :class:`metasae_utils.training.monitor.Monitor` called after every step (learning curves, checkpoints,
             the L1 controller); its results stay on it.
+        fast_step: train ``standard`` SAEs with :class:`.lean.FastTrainer` (one dense product per step and a
+            sparse kernel; the same loss, gradients, Adam, schedules and statistics as SAETrainer).  ``None``
+            (default): whenever the architecture and config allow it (:func:`.sparse.supported`); ``False``:
+            always SAETrainer.  The choice is recorded in ``sae.cfg.metadata.train["step"]``.
         **arch_kwargs: any other field of the architecture's SAELens training config
             (e.g. ``aux_loss_coefficient``, ``matryoshka_widths``, ``l0_coefficient``,
             ``rescale_acts_by_decoder_norm``, ``topk_threshold_lr``).
@@ -259,7 +261,7 @@ def train_sae(data: torch.Tensor, architecture: str, d_sae: int, *, n_steps: int
                          f"exceeds n_steps = {n_steps}")
     dev = _check_device(device)
     if autocast is None:
-        from .precision import training_dtype
+        from ..precision import training_dtype
         autocast = training_dtype() == "bfloat16"
     n, d_in = data.shape
     cfg = build_training_config(architecture, d_in, d_sae, n_steps=n_steps, k=k,
@@ -309,16 +311,24 @@ def train_sae(data: torch.Tensor, architecture: str, d_sae: int, *, n_steps: int
         if freeze_b_dec:
             training_sae.b_dec.requires_grad_(False)
         generator = torch.Generator().manual_seed(seed)
-        trainer = _trainer_class()(cfg=trainer_cfg, sae=training_sae,
-                                   data_provider=shuffled_batches(x, batch_size, generator))
-        trainer.pbar_interval = max(1, min(100, n_steps // 100))
+        batches = shuffled_batches(x, batch_size, generator)
+        use_fast = fast_step is not False and step_kind(training_sae, dev) == FAST_STEP
+        if fast_step and not use_fast:
+            raise ValueError(f"fast_step=True, but the fast step cannot train this SAE: "
+                             f"{sparse.supported(training_sae) or 'it runs on the CPU only'}")
+        cfg.metadata.train["step"] = FAST_STEP if use_fast else "saetrainer"
+        if use_fast:
+            trainer = FastTrainer(trainer_cfg, training_sae, batches)
+        else:
+            trainer = _trainer_class()(cfg=trainer_cfg, sae=training_sae, data_provider=batches)
+            trainer.pbar_interval = max(1, min(100, n_steps // 100))
         trainer.monitor = monitor
         if monitor is not None:
             monitor.normalize_decoder_rows = normalize_decoder_rows
         if scale is not None:
             trainer.activation_scaler.scaling_factor = scale  # fit() then skips its estimate and folds this
         with _trainer_progress(progress):
-            training_sae = trainer.fit()
+            training_sae = _fit(trainer, n_steps, progress) if use_fast else trainer.fit()
 
     with tempfile.TemporaryDirectory(prefix="metasae_train_") as tmp:
         training_sae.save_inference_model(tmp)
@@ -326,6 +336,30 @@ def train_sae(data: torch.Tensor, architecture: str, d_sae: int, *, n_steps: int
     if normalize_decoder_rows:
         sae.fold_W_dec_norm()
     return sae.eval()
+
+
+#: the name (and version) of the fast step, recorded in the SAE's metadata and in cache keys.
+FAST_STEP = "sparse-step-1"
+
+
+def step_kind(training_sae, device) -> str:
+    """Which step trains ``training_sae``: :data:`FAST_STEP` for a standard SAE on the CPU the fast step
+    supports, else ``"saetrainer"``."""
+    if torch.device(device).type != "cpu" or sparse.supported(training_sae) is not None:
+        return "saetrainer"
+    return FAST_STEP
+
+
+def _fit(trainer, n_steps: int, progress: bool):
+    """Run a :class:`.lean.FastTrainer` with a progress bar over steps (when ``progress``)."""
+    from tqdm.auto import tqdm
+    with tqdm(total=n_steps, desc="Training SAE (sparse step)", disable=not progress,
+              mininterval=1.0) as bar:
+        trainer.progress = bar
+        try:
+            return trainer.fit()
+        finally:
+            trainer.progress = None
 
 
 def save_sae(sae, path: str | Path) -> Path:
@@ -361,11 +395,14 @@ def cached_sae(step: str, spec: dict, train=None, version: int = 1, device: str 
     write further files beside it (learning curves, checkpoints), all checksummed with the SAE.
 
     The process's training precision (:func:`metasae_utils.precision.training_dtype`) is part of the key when it
-    is not fp32 (fp32 keys are those of runs made before precision was a setting)."""
-    from . import artifacts
-    from .precision import training_dtype
+    is not fp32 (fp32 keys are those of runs made before precision was a setting), and so is the fast step
+    (:data:`FAST_STEP`) for ``standard`` SAEs on the CPU, which it trains."""
+    from .. import artifacts
+    from ..precision import training_dtype
     if training_dtype() != "float32":
         spec = {**spec, "train_dtype": training_dtype()}
+    if spec.get("architecture") == "standard" and torch.device(device).type == "cpu":
+        spec = {**spec, "train_step": FAST_STEP}  # SAEs trained by SAETrainer keep their earlier keys
     if (train is None) == (make is None):
         raise ValueError("give exactly one of train (-> SAE) and make (folder -> None)")
     make = make or (lambda tmp: save_sae(train(), tmp))
