@@ -200,7 +200,7 @@ def saelens_reference(sae, x: torch.Tensor, l1: float):
     grads = {"W_encT": sae.W_enc.grad.T.contiguous(), "b_enc": sae.b_enc.grad.clone(),
              "W_dec": sae.W_dec.grad.clone(), "b_dec": sae.b_dec.grad.clone()}
     sae.zero_grad(set_to_none=True)
-    return float(out.losses["mse_loss"]), float(out.losses["l1_loss"]), grads
+    return float(out.losses["mse_loss"].detach()), float(out.losses["l1_loss"].detach()), grads
 
 
 def supported(sae) -> str | None:
