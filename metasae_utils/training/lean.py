@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import sparse
+from .sparse import fwd_bwd, supported
 from .schedule import lr_factor
 
 
@@ -75,7 +75,7 @@ class FastTrainer:
     def __init__(self, cfg, sae, data_provider):
         from sae_lens.training.activation_scaler import ActivationScaler
         from sae_lens.training.optim import CoefficientScheduler
-        why = sparse.supported(sae)
+        why = supported(sae)
         if why is not None:
             raise ValueError(f"FastTrainer cannot train this SAE: {why}")
         self.cfg, self.data_provider = cfg, data_provider
@@ -137,7 +137,7 @@ class FastTrainer:
         self.n_training_samples += batch.shape[0]
         l1 = float(self.coefficient_schedulers["l1"].value)
         bf16 = bool(self.cfg.autocast)
-        r = sparse.fwd_bwd(batch, *self.params, l1, bf16=bf16)
+        r = fwd_bwd(batch, *self.params, l1, bf16=bf16)
         norm = r.grad_sumsq ** 0.5
         clip = 1.0 / (norm + 1e-6)
         for p, g, t in zip(self.params, r.grads, self.trainable):

@@ -53,7 +53,7 @@ from unittest import mock
 
 import torch
 
-from . import sparse
+from .sparse import supported
 from .lean import FastTrainer
 from ..checks import _check_choice, _check_device, _check_int, _check_number, check_data
 
@@ -345,7 +345,7 @@ def _prepare(data, architecture, d_sae, n_steps, batch_size, lr, seed, k, l1_coe
     use_fast = fast_step is not False and step_kind(training_sae, dev) == FAST_STEP
     if fast_step and not use_fast:
         raise ValueError(f"fast_step=True, but the fast step cannot train this SAE: "
-                         f"{sparse.supported(training_sae) or 'it runs on the CPU only'}")
+                         f"{supported(training_sae) or 'it runs on the CPU only'}")
     cfg.metadata.train["step"] = FAST_STEP if use_fast else "saetrainer"
     if use_fast:
         trainer = FastTrainer(trainer_cfg, training_sae, batches)
@@ -381,7 +381,7 @@ FAST_STEP = "sparse-step-1"
 def step_kind(training_sae, device) -> str:
     """Which step trains ``training_sae``: :data:`FAST_STEP` for a standard SAE on the CPU the fast step
     supports, else ``"saetrainer"``."""
-    if torch.device(device).type != "cpu" or sparse.supported(training_sae) is not None:
+    if torch.device(device).type != "cpu" or supported(training_sae) is not None:
         return "saetrainer"
     return FAST_STEP
 
