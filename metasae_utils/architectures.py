@@ -47,6 +47,7 @@ JUMPRELU_LR_FACTOR = 10.0
 #: the family's long-run recipe (L1 controller, lr decay, curves, checkpoints, twins) is switched off for the
 #: matched-L0 pairs: their sparsity is set per architecture here, and they train for ``arch_train_epochs``.
 _PLAIN_RECIPE = {"target_l0": None, "lr_decay_fraction": 0.0, "curve_points": 0, "checkpoint_fractions": None,
+                 "budget_multiples": None, "budget_reach": None,
                  "twins": 0}
 
 

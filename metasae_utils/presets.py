@@ -100,6 +100,14 @@ class Config:
     checkpoint_fractions: Optional[tuple] = field(default=None, metadata={
         "doc": "fractions of each training run saved as checkpoints (the budget curve), strictly increasing in "
                "(0, 1)", "item": float, **_range(0.001, 0.999, positive=True)})
+    budget_multiples: Optional[tuple] = field(default=None, metadata={
+        "doc": "annealed budget branches: budgets as multiples of the family's run (strictly increasing, holding "
+               "1); each standard SAE trains at constant LR and is annealed (over lr_decay_fraction of the budget) "
+               "at every budget up to its width's budget_reach; the family's SAE is the branch at 1",
+        "item": float, **_range(0.001, 1000.0, positive=True)})
+    budget_reach: Optional[tuple] = field(default=None, metadata={
+        "doc": "per width (as widths), the largest of budget_multiples its SAE (and its twin) is trained to "
+               "(None: 1 for every width)", "item": float, **_range(0.001, 1000.0, positive=True)})
     twins: int = field(default=0, metadata={
         "doc": "how many of the family's largest widths also get a seed twin (same recipe, another seed), the "
                "control of the stitching numbers: 2 = the headline pair", **_range(0, 64)})
@@ -282,6 +290,7 @@ def _check_consistency(cfg: Config):
     if cfg.checkpoint_fractions is not None and list(cfg.checkpoint_fractions) != sorted(set(cfg.checkpoint_fractions)):
         raise ConfigError(f"parameter 'checkpoint_fractions' = {list(cfg.checkpoint_fractions)} must be strictly "
                           "increasing")
+    _check_budget(cfg)
     if list(cfg.edit_ks) != sorted(set(cfg.edit_ks)):
         raise ConfigError(f"parameter 'edit_ks' = {list(cfg.edit_ks)} must be strictly increasing")
     if cfg.edit_k not in cfg.edit_ks:
@@ -289,6 +298,27 @@ def _check_consistency(cfg: Config):
     if cfg.n_train_tokens < cfg.train_batch_size:
         raise ConfigError(f"parameter 'n_train_tokens' = {cfg.n_train_tokens} must be at least "
                           f"'train_batch_size' = {cfg.train_batch_size}")
+
+
+def _check_budget(cfg) -> None:
+    """The annealed budget branches' fields agree with each other and with the family."""
+    if cfg.budget_reach is not None and cfg.budget_multiples is None:
+        raise ConfigError("parameter 'budget_reach' needs 'budget_multiples'")
+    if cfg.budget_multiples is None:
+        return
+    mult = list(cfg.budget_multiples)
+    if mult != sorted(set(mult)) or 1.0 not in mult:
+        raise ConfigError(f"parameter 'budget_multiples' = {mult} must be strictly increasing and hold 1")
+    if cfg.lr_decay_fraction <= 0:
+        raise ConfigError("parameter 'budget_multiples' needs 'lr_decay_fraction' > 0 (each branch anneals over "
+                          "that fraction of its budget)")
+    if cfg.checkpoint_fractions:
+        raise ConfigError("parameters 'budget_multiples' and 'checkpoint_fractions' exclude each other: the budgets "
+                          "below 1 replace the checkpoints")
+    reach = list(cfg.budget_reach) if cfg.budget_reach is not None else [1.0] * len(cfg.widths)
+    if len(reach) != len(cfg.widths) or any(r not in mult or r < 1 for r in reach):
+        raise ConfigError(f"parameter 'budget_reach' = {reach} must give one of 'budget_multiples' >= 1 for each "
+                          f"of the {len(cfg.widths)} widths")
 
 
 def is_preset_file(name) -> bool:

@@ -71,13 +71,15 @@ def run_branches(trainer, budgets, anneal_fraction: float, on_branch, skip=()) -
         trainer.restore(state)
 
 
-def cached_branches(step: str, spec: dict, budgets, anneal_fraction: float, make_trainer, version: int = 1):
+def cached_branches(step: str, spec: dict, budgets, anneal_fraction: float, make_trainer, version: int = 1,
+                    extra=None):
     """Every branch of the plan through the artifact cache; returns ``[(budget, path)]`` (SAELens folders).
 
     ``make_trainer()`` builds a fresh :class:`~.lean.FastTrainer` for the stable run (called only when a branch is
     missing).  Each branch's entry holds the SAE and ``stable_state.pt`` (the stable run at its branch point); the
     first missing branch resumes from the latest completed branch's state, so nothing finished is recomputed
-    but the stable steps between that branch point and the next."""
+    but the stable steps between that branch point and the next.  ``extra(folder, plan_row, trainer)`` may write
+    further files into a branch's folder (learning curves)."""
     from .. import artifacts
     plan = branch_plan(budgets, anneal_fraction)
     schedule = {"budgets": [r["budget"] for r in plan], "anneal_fraction": anneal_fraction}
@@ -96,6 +98,8 @@ def cached_branches(step: str, spec: dict, budgets, anneal_fraction: float, make
             def make(folder):
                 sae.save_model(folder)
                 torch.save(state, Path(folder) / "stable_state.pt")
+                if extra is not None:
+                    extra(Path(folder), row, trainer)
             entries[row["budget"]].get_or_make("sae", make, budget=row["budget"])
 
         run_branches(trainer, [r["budget"] for r in plan], anneal_fraction, save, skip=done)

@@ -199,10 +199,11 @@ class FastTrainer:
             "act_freq_scores": self.act_freq_scores, "since_fired": self.n_forward_passes_since_fired,
             "n_frac_active_samples": self.n_frac_active_samples, "n_training_steps": self.n_training_steps,
             "n_training_samples": self.n_training_samples, "decay": self.decay,
-            "scaling_factor": self.activation_scaler.scaling_factor, "data": self.data_provider.state()})
+            "scaling_factor": self.activation_scaler.scaling_factor, "data": self.data_provider.state(),
+            "monitor": None if self.monitor is None else {k: getattr(self.monitor, k) for k in MONITOR_FIELDS}})
 
     def restore(self, state: dict) -> None:
-        """Return to a :meth:`state` (the monitor is not part of it)."""
+        """Return to a :meth:`state` (the monitor's records too, when both have a monitor)."""
         state = copy.deepcopy(state)
         with torch.no_grad():
             for p, v in zip(self.params, state["params"]):
@@ -218,7 +219,15 @@ class FastTrainer:
         self.decay = tuple(state["decay"])
         self.activation_scaler.scaling_factor = state["scaling_factor"]
         self.data_provider.restore(state["data"])
+        if self.monitor is not None and state.get("monitor") is not None:
+            for k, v in state["monitor"].items():
+                setattr(self.monitor, k, v)
         self._synced = False
+
+
+#: the monitor's records that a saved state carries (learning curve, L1 controller), so a resumed run goes on
+#: with the curve and the controller as they were.
+MONITOR_FIELDS = ("curve", "l1_history", "checkpoints", "_l0_sum", "_l0_n")
 
 
 def _adam_kwargs(p: torch.Tensor) -> dict:

@@ -3,7 +3,8 @@
 :func:`lr_factor` is the factor SAELens' ``get_lr_scheduler("constant", ...)`` applies at a step (tested equal,
 step for step).  A *warm-up, stable, decay* run keeps the factor at 1 after the warm-up; an annealed branch at
 budget ``P`` leaves the stable run at step ``P - round(anneal_fraction * P)`` and decays linearly to 0 over the
-remaining steps, so the branch has trained ``P`` steps in all (:func:`branch_plan`).
+remaining steps (``int(anneal_fraction * P)``, the decay of an ordinary run of ``P`` steps), so the branch has
+trained ``P`` steps in all (:func:`branch_plan`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def branch_plan(budgets, anneal_fraction: float) -> list[dict]:
         raise ValueError(f"anneal_fraction must be in (0, 1), got {anneal_fraction}")
     plan = []
     for p in budgets:
-        anneal = max(1, round(anneal_fraction * p))
+        anneal = max(1, int(anneal_fraction * p))  # as lr_decay_steps = int(lr_decay_fraction * steps)
         plan.append({"budget": p, "start": p - anneal, "anneal": anneal})
     return plan
 
