@@ -1,9 +1,10 @@
 """A family member trained with annealed budget branches (presets with ``budget_multiples``).
 
 One warm-up / stable run per SAE (:mod:`metasae_utils.training.branches`); at each budget ``m * steps`` (``m`` in
-``budget_multiples`` up to the width's ``budget_reach``) a copy is annealed over ``lr_decay_fraction`` of that
-budget and cached as an SAE of its own.  The branch at ``m = 1`` is the family's SAE: the same run as the plain
-recipe (constant LR, then a linear decay over the last ``lr_decay_fraction``), step for step.  The L1 controller
+``budget_multiples`` up to the width's ``budget_reach``) a copy is annealed over ``budget_anneal_fraction`` of
+that budget and cached as an SAE of its own.  The branch at ``m = 1`` is the family's SAE: the same run as the
+plain recipe with ``lr_decay_fraction = budget_anneal_fraction`` (constant LR, then a linear decay), step for
+step.  The L1 controller
 and the learning curve follow the stable run, the controller for the first ``l1_control_until`` of the family's
 run (not of the longest budget), so every budget of every width shares one L1 schedule.
 """
@@ -20,9 +21,16 @@ BRANCH_VERSION = 1
 
 def budgets(cfg: Config, width: int, steps: int) -> list[int]:
     """The budgets (steps, ascending) of ``width``'s SAE: ``round(m * steps)`` for each multiple up to its reach."""
-    reach = (list(cfg.budget_reach) if cfg.budget_reach is not None else [1.0] * len(cfg.widths))[
-        list(cfg.widths).index(width)] if width in cfg.widths else 1.0
+    reach = reach_of(cfg, width)
     return sorted({max(1, round(m * steps)) for m in cfg.budget_multiples if m <= reach})
+
+
+def reach_of(cfg: Config, width: int) -> float:
+    """The largest budget multiple of ``width``'s SAE: ``budget_reach`` from the smallest width up, else 1."""
+    order = sorted(cfg.widths)
+    reach = list(cfg.budget_reach or ())
+    i = order.index(width) if width in order else len(reach)
+    return reach[i] if i < len(reach) else 1.0
 
 
 def _write_record(folder: Path, row: dict, trainer) -> None:
@@ -48,7 +56,7 @@ def train_branched(cfg: Config, train_acts, eval_acts, width: int, steps: int, h
     plan = budgets(cfg, width, steps)
     r = hyper["recipe"]
     spec = {**spec, "train_dtype": training_dtype(), "train_step": FAST_STEP}
-    rows = branch_plan(plan, cfg.lr_decay_fraction)
+    rows = branch_plan(plan, cfg.budget_anneal_fraction)
     bar = {}
 
     def make():
@@ -64,7 +72,7 @@ def train_branched(cfg: Config, train_acts, eval_acts, width: int, steps: int, h
         return trainer
 
     try:
-        return dict(branches.cached_branches("saes-branch", spec, plan, cfg.lr_decay_fraction, make,
+        return dict(branches.cached_branches("saes-branch", spec, plan, cfg.budget_anneal_fraction, make,
                                              version=BRANCH_VERSION, extra=_write_record))
     finally:
         if "bar" in bar:

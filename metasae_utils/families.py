@@ -72,7 +72,8 @@ def n_steps(cfg: Config, n_rows: int) -> int:
 
 def monitored(cfg: Config) -> bool:
     """Does the preset ask for the long-run recipe (L1 controller, lr decay, learning curves, checkpoints)?"""
-    return bool(cfg.target_l0 or cfg.lr_decay_fraction or cfg.curve_points or cfg.checkpoint_fractions)
+    return bool(cfg.target_l0 or cfg.lr_decay_fraction or cfg.curve_points or cfg.checkpoint_fractions
+                or cfg.budget_multiples)
 
 
 def _recipe(cfg: Config, architecture: str, steps: int, curves: bool) -> dict:
