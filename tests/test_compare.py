@@ -70,7 +70,7 @@ def folders(tmp_path_factory):
 def report(folders):
     out = folders / "out"
     rc = main(["compare", str(folders / "small"), str(folders / "large"), "--twin", str(folders / "twin"),
-               "--activations", str(folders / "acts.pt"), "--out", str(out)])
+               "--activations", str(folders / "acts.pt"), "--out", str(out), "--random-order"])
     assert rc == 0
     return json.loads((out / "report.json").read_text()), (out / "report.html").read_text()
 
@@ -102,6 +102,16 @@ def test_path_and_quadrants(report):
     assert r["large"]["mse"] < r["base"]["mse"]  # LARGE holds the novel directions SMALL misses
     q = r["quadrants"]
     assert q["n"] == 7 and q["agreement"] == 1.0
+    assert r["interpolation"]["monotonicity_random"] is not None  # --random-order
+
+
+def test_random_order_path_is_opt_in(folders, tmp_path):
+    from metasae_utils.compare import compare
+    r = compare(str(folders / "small"), str(folders / "large"), tmp_path, activations=str(folders / "acts.pt"))
+    assert r["interpolation"]["monotonicity_random"] is None and r["twin"] is None and r["twin_novel_fraction"] is None
+    assert r["novel_fraction"] == pytest.approx(3 / 7)
+    html = (tmp_path / "report.html").read_text()
+    assert "random order" in html and html.count("Plotly.newPlot") == 2
 
 
 def test_html_is_self_contained(report):

@@ -30,6 +30,8 @@ def add_parser(sub) -> None:
     c.add_argument("--out", required=True, metavar="DIR", help="folder that receives report.json and report.html")
     c.add_argument("--threshold", type=float, default=0.7, help="max decoder cosine above which a latent is a "
                                                                  "reconstruction latent (default 0.7)")
+    c.add_argument("--random-order", action="store_true", help="also the seeded random-order interpolation path "
+                                                                 "(the control of the greedy path; doubles its cost)")
     c.add_argument("--seed", type=int, default=0, help="seed of the random-order interpolation path")
 
 
@@ -39,7 +41,8 @@ def run(args) -> int:
     from .run import compare
     try:
         r = compare(args.small, args.large, args.out, activations=args.activations, preset=args.preset,
-                    twin=args.twin, threshold=args.threshold, seed=args.seed, progress=args.preset is not None)
+                    twin=args.twin, threshold=args.threshold, seed=args.seed,
+                    random_order=args.random_order, progress=args.preset is not None)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -55,15 +55,15 @@ def _num(v) -> str:
 def control_rows(r: dict) -> list[dict]:
     """The controls: self-duplicate, the twin's noise floor, the quadrant agreement and the path's monotonicity."""
     q, mono, t = r["quadrants"], r["interpolation"], r.get("twin") or {}
+    rand = (mono["monotonicity_random"] or {}).get("fraction_of_steps_lowering_mse")
     rows = [{"control": "self-duplicate", "value": _pct(r["self_duplicate"]),
              "reading": "share of the smaller SAE's own latents whose copy lowers its MSE; above 50 % the insertion "
                         "numbers say more about the smaller SAE than about the latents"},
             {"control": "quadrant agreement (chance)", "value": f"{_pct(q['agreement'])} ({_pct(q['chance'])})",
              "reading": "novel-and-lowers plus reconstruction-and-raises, against independence of cosine and ΔMSE"},
             {"control": "swap path: steps lowering the MSE (random order)",
-             "value": f"{_pct(mono['monotonicity']['fraction_of_steps_lowering_mse'])} "
-                      f"({_pct(mono['monotonicity_random']['fraction_of_steps_lowering_mse'])})",
-             "reading": "greedy swap order against a seeded random order"}]
+             "value": f"{_pct(mono['monotonicity']['fraction_of_steps_lowering_mse'])} ({_pct(rand)})",
+             "reading": "greedy swap order against a seeded random order (--random-order)"}]
     if t:
         rows.insert(1, {"control": "seed twin: novel vs the larger SAE", "value": _pct(t["novel_fraction_vs_large"]),
                         "reading": "what 'novel' means between two SAEs of one width (the noise floor of the novel "
@@ -89,7 +89,8 @@ def figures(result: dict, saes: list[dict]) -> list[str]:
     plane = delta_cosine_scatter([result["panel"]], threshold=r["threshold"])
     points = [{"l0": r["base"]["l0"], "mse": r["base"]["mse"], "width": saes[0]["width"]},
               {"l0": r["large"]["l0"], "mse": r["large"]["mse"], "width": saes[1]["width"]}]
-    path = interpolation_curve([("greedy order", walk["greedy"]), ("random order", walk["random"])], points)
+    lines = [("greedy order", walk["greedy"])] + ([("random order", walk["random"])] if walk["random"] else [])
+    path = interpolation_curve(lines, points)
     path.update_layout(title="Interpolating from the smaller to the larger SAE by swapping matched groups")
     return [_figure(plane, "compare-plane"), _figure(path, "compare-path")]
 

@@ -33,14 +33,17 @@ def load_all(small: str, large: str, twin: str | None = None) -> list[inputs.Loa
 
 
 def compare(small: str, large: str, out: str | Path, activations: str | None = None, preset: str | None = None,
-            twin: str | None = None, threshold: float = 0.7, seed: int = 0, progress: bool = False) -> dict:
+            twin: str | None = None, threshold: float = 0.7, seed: int = 0, random_order: bool = False,
+            progress: bool = False) -> dict:
     """Stitch SAE ``large`` onto SAE ``small`` (and the seed ``twin`` of ``large`` when given) on activations, and
     write ``out/report.json`` and ``out/report.html``.
 
     ``small`` / ``large`` / ``twin``: a SAELens folder (``sae.save_model(folder)``) or a ``release/sae_id`` pair of
     SAELens' registry.  Exactly one of ``activations`` (a ``.pt`` file of a (n, d_in) tensor) and ``preset`` (a
     preset name or YAML file: its held-out activations, collected through :mod:`metasae_utils.sources`).  Every input
-    is checked before any compute (:class:`~metasae_utils.presets.ConfigError` naming the problem).  Returns the
+    is checked before any compute (:class:`~metasae_utils.presets.ConfigError` naming the problem).  ``random_order``
+    adds the seeded random-order interpolation path (the control of the greedy path's monotonicity; it doubles the
+    cost of the interpolation, most of the run).  Returns the
     report (the dict written to ``report.json``)."""
     if (activations is None) == (preset is None):
         raise ConfigError("give exactly one of --activations ACTS (a .pt tensor) and --preset NAME")
@@ -57,7 +60,7 @@ def compare(small: str, large: str, out: str | Path, activations: str | None = N
     from .numbers import jsonable, numbers
     t1 = time.perf_counter()
     result = numbers(saes[0].sae, saes[1].sae, acts, twin=saes[2].sae if twin else None, threshold=threshold,
-                     seed=seed)
+                     seed=seed, random_order=random_order)
     specs = [small, large, twin]
     described = [describe(s, spec) for s, spec in zip(saes, specs)]
     report = {"tool": "python -m metasae_utils compare", "saes": described, "activations": what,
