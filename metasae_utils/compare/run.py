@@ -7,25 +7,26 @@ import time
 from pathlib import Path
 
 from ..presets import ConfigError
-from . import inputs
+from .inputs import (Loaded, check_reachable, check_saes, folder_cfg, load, load_activations, preset_activations,
+                     resolve_source)
 
 
-def describe(s: inputs.Loaded, spec: str) -> dict:
+def describe(s: Loaded, spec: str) -> dict:
     """The report's description of one loaded SAE."""
     return {"role": s.role, "label": s.label, "spec": spec, "width": s.width, "architecture": s.architecture,
             "hook": s.hook, "d_in": s.d_in}
 
 
-def load_all(small: str, large: str, twin: str | None = None) -> list[inputs.Loaded]:
+def load_all(small: str, large: str, twin: str | None = None) -> list[Loaded]:
     """Resolve, reach and load SMALL, LARGE and the twin, and check them against each other (ConfigError)."""
     roles = [("SMALL", small), ("LARGE", large)] + ([("--twin", twin)] if twin else [])
-    sources = [inputs.resolve_source(role, spec) for role, spec in roles]
+    sources = [resolve_source(role, spec) for role, spec in roles]
     for s in sources:
         if s.folder is not None:
-            inputs.folder_cfg(s)  # architecture and files of every folder before any weights are read
-    inputs.check_reachable(sources)
-    saes = [inputs.load(s) for s in sources]
-    inputs.check_saes(saes)
+            folder_cfg(s)  # architecture and files of every folder before any weights are read
+    check_reachable(sources)
+    saes = [load(s) for s in sources]
+    check_saes(saes)
     if saes[1].width <= saes[0].width:
         raise ConfigError(f"LARGE ({saes[1].label}, {saes[1].width:,} latents) must be wider than SMALL "
                           f"({saes[0].label}, {saes[0].width:,} latents)")
@@ -52,10 +53,10 @@ def compare(small: str, large: str, out: str | Path, activations: str | None = N
     t0 = time.perf_counter()
     saes = load_all(small, large, twin)
     if activations is not None:
-        acts = inputs.load_activations(activations, saes[0].d_in, saes[0].sae.W_dec.dtype)
+        acts = load_activations(activations, saes[0].d_in, saes[0].sae.W_dec.dtype)
         what = f"from {activations}"
     else:
-        acts, what = inputs.preset_activations(preset, saes, progress=progress)
+        acts, what = preset_activations(preset, saes, progress=progress)
     from .html import page
     from .numbers import jsonable, numbers
     t1 = time.perf_counter()
