@@ -241,3 +241,36 @@ def test_exactly_one_activation_source(folders, tmp_path):
         compare(str(folders / "small"), str(folders / "large"), tmp_path)
     with pytest.raises(SystemExit):  # argparse: --activations and --preset are mutually exclusive
         main(["compare", "a", "b", "--activations", "x.pt", "--preset", "ci", "--out", str(tmp_path)])
+
+
+def test_release_pairs_from_an_offline_hub_cache(tmp_path):
+    """SMALL and LARGE as ``release/sae_id`` pairs, loaded by ``SAE.from_pretrained`` from a hub-shaped offline cache
+    (tests/hub_standin.py's feature-splitting files at widths 768 and 1536), in a fresh process with
+    ``HF_HUB_OFFLINE=1`` and ``HF_HOME`` set before the hub libraries load."""
+    import os
+    import subprocess
+    import sys
+
+    from hub_standin import FS_REPO, _put, sae_files, split_decoder
+    g = torch.Generator().manual_seed(0)
+    parent = split_decoder(None, 768, 768, g)
+    child = split_decoder(parent, 768, 1536, g)
+    for w, dec in ((768, parent), (1536, child)):
+        _put(tmp_path / "hf", FS_REPO, {f"blocks.8.hook_resid_pre_{w}/{k}": v for k, v in sae_files(dec, w).items()})
+    torch.save(torch.randn(300, 768, generator=g), tmp_path / "acts.pt")
+    release = "gpt2-small-res-jb-feature-splitting/blocks.8.hook_resid_pre_"
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-m", "metasae_utils", "compare", release + "768", release + "1536",
+                          "--activations", "acts.pt", "--out", "out"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    r = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert [s["width"] for s in r["saes"]] == [768, 1536]
+    assert all(s["hook"] == "blocks.8.hook_resid_pre" for s in r["saes"])
+    assert r["live"] + r["dead"] == 1536 and r["rows"] == 300
+    # hub_standin builds 65 % of the larger decoder as noisy copies of the smaller one (cosine about 0.85); on random
+    # activations every latent fires, so the report's matched share is the decoders' own
+    from metasae_utils.canonicality import matched_share
+    assert r["dead"] == 0
+    assert r["matched_share"] == pytest.approx(matched_share(child, parent), abs=1e-6)
+    assert r["matched_share"] == pytest.approx(0.65, abs=0.01)
