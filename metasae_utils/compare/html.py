@@ -1,8 +1,8 @@
 """``report.html``: the numbers of a ``compare`` report as tables and two figures, in one self-contained file.
 
 Nothing is fetched when the file is opened: the figures are plotly figures written as their JSON with a
-``Plotly.newPlot`` call (:func:`metasae_utils.pages.figure_html`, as in the book), and plotly.js itself is the bundle
-that ships inside the ``plotly`` Python package, inlined once.  The tables are :func:`metasae_utils.tables.table`.
+``Plotly.newPlot`` call (:func:`!metasae_utils.pages.figure_html`, as in the book), and plotly.js itself is the bundle
+that ships inside the ``plotly`` Python package, inlined once.  The tables are :func:`!metasae_utils.tables.table`.
 """
 
 from __future__ import annotations

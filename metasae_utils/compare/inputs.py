@@ -1,6 +1,6 @@
 """The inputs of ``compare``: SAEs from folders or SAELens releases, and activations, each checked before any compute.
 
-Every check raises :class:`~metasae_utils.presets.ConfigError` with a message naming the argument (``SMALL``,
+Every check raises :class:`!metasae_utils.presets.ConfigError` with a message naming the argument (``SMALL``,
 ``LARGE``, ``--twin``, ``--activations``, ``--preset``) and what is wrong.  The order is: the SAE arguments are
 resolved (a folder that exists, else a ``release/sae_id`` pair of SAELens' registry, checked against the local
 Hugging Face cache when ``HF_HUB_OFFLINE`` is set); a folder's ``cfg.json`` is read for its architecture before its
@@ -197,7 +197,7 @@ def check_acts(acts: torch.Tensor, d_in: int, dtype: torch.dtype, what: str) -> 
 
 def preset_activations(preset: str, saes: list[Loaded], progress: bool = True) -> tuple[torch.Tensor, str]:
     """``--preset``: the preset's held-out activations (``n_eval_tokens`` at its ``hook``) through
-    :mod:`metasae_utils.sources` (cached).  The SAEs' hook is checked against the preset's before the model loads,
+    :mod:`!metasae_utils.sources` (cached).  The SAEs' hook is checked against the preset's before the model loads,
     ``d_in`` against the model's width before any forward pass.  Returns (acts (n, d_in), description)."""
     from .. import presets, sources
     cfg = presets.resolve(preset)

@@ -74,9 +74,9 @@ def twin_numbers(small, large, twin, acts: torch.Tensor, large_live: torch.Tenso
 
 def paths(small, large, acts: torch.Tensor, threshold: float = 0.7, seed: int = 0, random_order: bool = False) -> dict:
     """The interpolation from the smaller SAE to the larger: the ``greedy`` path (a list of
-    :func:`~metasae_utils.stitching.interpolate` points) with its :func:`monotonicity` and :func:`overshoot`; with
-    ``random_order`` also a seeded ``random`` path and its monotonicity (the control; it doubles the cost, which the
-    interpolation dominates), else those two are None."""
+    :func:`~metasae_utils.stitching.interpolate` points) with its :func:`~metasae_utils.stitching.monotonicity` and
+    :func:`~metasae_utils.stitching.overshoot`; with ``random_order`` also a seeded ``random`` path and its
+    monotonicity (the control; it doubles the cost, which the interpolation dominates), else those two are None."""
     greedy = interpolate(small, large, acts, threshold=threshold, order="greedy", progress=False)
     rand = (interpolate(small, large, acts, threshold=threshold, order="random", seed=seed, progress=False)
             if random_order else None)
@@ -87,7 +87,7 @@ def paths(small, large, acts: torch.Tensor, threshold: float = 0.7, seed: int = 
 def numbers(small, large, acts: torch.Tensor, twin=None, threshold: float = 0.7, dead_rate: float = DEAD_RATE,
             seed: int = 0, random_order: bool = False) -> dict:
     """Everything the report shows (``random_order``: see :func:`paths`).  Returns the JSON-ready ``report``
-    numbers and ``panel`` / ``paths`` for the figures (``panel`` as :func:`metasae_utils.figures.delta_cosine_scatter` takes it, live latents only)."""
+    numbers and ``panel`` / ``paths`` for the figures (``panel`` as :func:`!metasae_utils.figures.delta_cosine_scatter` takes it, live latents only)."""
     main = pair(small, large, acts, threshold, dead_rate)
     extra = main.pop("_")
     live = extra["live"]

@@ -41,8 +41,8 @@ def compare(small: str, large: str, out: str | Path, activations: str | None = N
 
     ``small`` / ``large`` / ``twin``: a SAELens folder (``sae.save_model(folder)``) or a ``release/sae_id`` pair of
     SAELens' registry.  Exactly one of ``activations`` (a ``.pt`` file of a (n, d_in) tensor) and ``preset`` (a
-    preset name or YAML file: its held-out activations, collected through :mod:`metasae_utils.sources`).  Every input
-    is checked before any compute (:class:`~metasae_utils.presets.ConfigError` naming the problem).  ``random_order``
+    preset name or YAML file: its held-out activations, collected through :mod:`!metasae_utils.sources`).  Every input
+    is checked before any compute (:class:`!metasae_utils.presets.ConfigError` naming the problem).  ``random_order``
     adds the seeded random-order interpolation path (the control of the greedy path's monotonicity; it doubles the
     cost of the interpolation, most of the run).  Returns the
     report (the dict written to ``report.json``)."""
