@@ -105,7 +105,7 @@ def page(result: dict, saes: list[dict], acts_what: str) -> str:
     plane, path = figures(result, saes)
     parts = [f"<h1>compare: {escape(saes[0]['label'])} → {escape(saes[1]['label'])}</h1>",
              f"<p>{r['rows']:,} activation rows ({escape(acts_what)}); cosine threshold {r['threshold']}.</p>",
-             table(sae_rows(saes), caption="SAEs")._repr_html_(),
+             table(sae_rows(saes), caption="SAEs", raw=("d_in",))._repr_html_(),
              table(headline_rows(r), caption="Stitching numbers (live latents only)")._repr_html_(),
              table(control_rows(r), caption="Controls")._repr_html_(),
              "<h2>Single-insertion ΔMSE against max decoder cosine</h2>", plane,
