@@ -1,4 +1,5 @@
-"""The ``compare`` sub-command's arguments and its error handling (a ConfigError is one line on stderr, exit 2)."""
+"""The ``compare`` sub-command's arguments and its error handling (a ConfigError is one line on stderr and exit
+status 1, as for ``build`` and ``cache``)."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def run(args) -> int:
                     random_order=args.random_order, progress=args.preset is not None)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return 1
     pct = lambda v: "n/a" if v != v else f"{100 * v:.1f} %"  # noqa: E731 (NaN when no latent is live)
     print(f"{r['live']:,} live latents of {r['n_large']:,} ({r['dead']:,} dead); novel {pct(r['novel_fraction'])}; "
           f"matched share {pct(r['matched_share'])}; Hungarian cosine {r['hungarian_cosine']:.3f}")
