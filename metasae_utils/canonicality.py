@@ -99,7 +99,8 @@ def canonicality_matrix(saes, threshold: float = 0.7, live: Sequence | None = No
         ([str(i) for i in range(len(saes))], list(saes))
     decs = [_decoder(x) for x in items]
     if len({d.shape[1] for d in decs}) > 1:
-        raise ValueError("all SAEs must share d_in; got " + ", ".join(f"{n}: {d.shape[1]}" for n, d in zip(names, decs)))
+        widths = ", ".join(f"{n}: {d.shape[1]}" for n, d in zip(names, decs))
+        raise ValueError(f"all SAEs must share d_in; got {widths}")
     live = [None] * len(decs) if live is None else list(live)
     if len(live) != len(decs):
         raise ValueError(f"live must have one entry per SAE ({len(decs)}); got {len(live)}")

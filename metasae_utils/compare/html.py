@@ -32,8 +32,9 @@ def headline_rows(r: dict) -> list[dict]:
         out["meaning"] = what
         return out
     return [
-        row("live latents of the larger SAE", f"{r['live']:,} of {r['n_large']:,}", f"{ts.get('live', 0):,} of "
-            f"{ts.get('n_large', 0):,}" if twin else None, f"a latent firing on ≤ {r['dead_rate']:g} of the rows is dead"),
+        row("live latents of the larger SAE", f"{r['live']:,} of {r['n_large']:,}",
+            f"{ts.get('live', 0):,} of {ts.get('n_large', 0):,}" if twin else None,
+            f"a latent firing on ≤ {r['dead_rate']:g} of the rows is dead"),
         row("dead latents", f"{r['dead']:,}", f"{t.get('dead', 0):,}" if twin else None, "left out of every share"),
         row("novel fraction", _pct(r["novel_fraction"]), _pct(ts.get("novel_fraction")),
             f"live latents with max decoder cosine ≤ {r['threshold']} to the smaller SAE"),

@@ -158,7 +158,8 @@ def check_saes(saes: list[Loaded]) -> None:
         try:
             _check_pair(first.sae, s.sae)
         except ValueError as e:
-            raise ConfigError(f"{first.role} ({first.label}) and {s.role} ({s.label}) cannot be stitched: {e}") from None
+            raise ConfigError(f"{first.role} ({first.label}) and {s.role} ({s.label}) cannot be stitched: "
+                              f"{e}") from None
 
 
 def load_activations(path: str, d_in: int, dtype: torch.dtype) -> torch.Tensor:

@@ -17,6 +17,17 @@ from ..stitching import (LatentClassification, classify_latents, insertion_delta
 
 #: a latent firing on at most this share of the activation rows is dead
 DEAD_RATE = 1e-5
+#: the Hungarian matching is skipped (None) beyond this many cells of the cosine matrix (float64: 8 bytes each;
+#: ``linear_sum_assignment`` also grows as about n^3): 64 M cells = 512 MB, e.g. 8,192 x 8,192 latents
+HUNGARIAN_MAX_CELLS = 64 * 2**20
+
+
+def hungarian_or_none(A: torch.Tensor, B: torch.Tensor) -> float | None:
+    """:func:`~metasae_utils.canonicality.hungarian_cosine` of the rows A (n_a, d) and B (n_b, d), or None when the
+    (n_a, n_b) cosine matrix would exceed :data:`HUNGARIAN_MAX_CELLS`."""
+    if A.shape[0] * B.shape[0] > HUNGARIAN_MAX_CELLS:
+        return None
+    return hungarian_cosine(A, B)
 
 
 def live_only(cls: LatentClassification, live: torch.Tensor) -> LatentClassification:
@@ -49,7 +60,8 @@ def pair(small, large, acts: torch.Tensor, threshold: float = 0.7, dead_rate: fl
             "novel_fraction": _share(lc.novel.numel(), n_live),
             **{k: v for k, v in shares.items() if not k.startswith("d_")},
             "matched_share": matched_share(large.W_dec, small.W_dec, threshold, live),
-            "hungarian_cosine": hungarian_cosine(large.W_dec, small.W_dec, live),
+            "hungarian_cosine": hungarian_or_none(large.W_dec.detach()[live.to(large.W_dec.device)],
+                                                  small.W_dec.detach()),
             "base": dict(deltas.base),
             "_": {"max_cos": cls.max_cos.double().cpu(), "delta_mse": torch.as_tensor(deltas.delta_mse), "live": live}}
 
@@ -68,7 +80,8 @@ def twin_numbers(small, large, twin, acts: torch.Tensor, large_live: torch.Tenso
     m = matched_share(twin.W_dec, large.W_dec, threshold, twin_live)
     return {"width": int(twin.cfg.d_sae), "dead": vs_small["dead"],
             "novel_fraction_vs_large": 1.0 - m if not math.isnan(m) else m, "matched_share_vs_large": m,
-            "hungarian_vs_large": hungarian_cosine(twin.W_dec[twin_live], large.W_dec[large_live.to(large.W_dec.device)]),
+            "hungarian_vs_large": hungarian_or_none(twin.W_dec.detach()[twin_live.to(twin.W_dec.device)],
+                                                    large.W_dec.detach()[large_live.to(large.W_dec.device)]),
             "band": band, "vs_small": {k: v for k, v in vs_small.items() if k != "_"}}
 
 
@@ -87,7 +100,8 @@ def paths(small, large, acts: torch.Tensor, threshold: float = 0.7, seed: int = 
 def numbers(small, large, acts: torch.Tensor, twin=None, threshold: float = 0.7, dead_rate: float = DEAD_RATE,
             seed: int = 0, random_order: bool = False) -> dict:
     """Everything the report shows (``random_order``: see :func:`paths`).  Returns the JSON-ready ``report``
-    numbers and ``panel`` / ``paths`` for the figures (``panel`` as :func:`!metasae_utils.figures.delta_cosine_scatter` takes it, live latents only)."""
+    numbers and ``panel`` / ``paths`` for the figures (``panel`` as
+    :func:`!metasae_utils.figures.delta_cosine_scatter` takes it, live latents only)."""
     main = pair(small, large, acts, threshold, dead_rate)
     extra = main.pop("_")
     live = extra["live"]
