@@ -17,8 +17,8 @@ from ..stitching import (LatentClassification, classify_latents, insertion_delta
 
 #: a latent firing on at most this share of the activation rows is dead
 DEAD_RATE = 1e-5
-#: the Hungarian matching is skipped (None) beyond this many cells of the cosine matrix (float64: 8 bytes each;
-#: ``linear_sum_assignment`` also grows as about n^3): 64 M cells = 512 MB, e.g. 8,192 x 8,192 latents
+#: the Hungarian matching is skipped (None) beyond this many cells of the cosine matrix, 8 bytes each in float64
+#: (and ``linear_sum_assignment`` grows as about n^3); 64 M cells are 512 MB, e.g. 8,192 x 8,192 latents
 HUNGARIAN_MAX_CELLS = 64 * 2**20
 
 
