@@ -248,6 +248,11 @@ def test_preset_of_another_hook(folders, tmp_path, monkeypatch, no_compute):
         compare(str(tmp_path / "s9"), str(tmp_path / "l9"), tmp_path / "out", preset="ci")
 
 
+def test_unknown_preset_fails_before_the_saes_load(tmp_path, capsys):
+    err = run_bad(["no/such-sae", "b", "--preset", "ofline", "--out", tmp_path], capsys)
+    assert "'ofline'" in err and "offline" in err  # the preset's error, not the SAE's: it was checked first
+
+
 def test_exactly_one_activation_source(folders, tmp_path):
     from metasae_utils.compare import compare
     with pytest.raises(ConfigError, match="exactly one of --activations"):

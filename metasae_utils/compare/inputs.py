@@ -201,7 +201,7 @@ def preset_activations(preset: str, saes: list[Loaded], progress: bool = True) -
     :mod:`!metasae_utils.sources` (cached).  The SAEs' hook is checked against the preset's before the model loads,
     ``d_in`` against the model's width before any forward pass.  Returns (acts (n, d_in), description)."""
     from .. import presets, sources
-    cfg = presets.resolve(preset)
+    cfg = presets.resolve(preset)  # already checked by compare (cheap); here for direct callers
     named = [s for s in saes if s.hook]
     for s in named:
         if s.hook != cfg.hook:

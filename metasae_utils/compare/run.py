@@ -51,6 +51,9 @@ def compare(small: str, large: str, out: str | Path, activations: str | None = N
     if not 0 < threshold < 1:
         raise ConfigError(f"--threshold = {threshold!r} must lie strictly between 0 and 1")
     t0 = time.perf_counter()
+    if preset is not None:
+        from ..presets import resolve
+        resolve(preset)  # an unknown or invalid preset fails before any SAE is loaded
     saes = load_all(small, large, twin)
     if activations is not None:
         acts = load_activations(activations, saes[0].d_in, saes[0].sae.W_dec.dtype)
