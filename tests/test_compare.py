@@ -292,3 +292,38 @@ def test_release_pairs_from_an_offline_hub_cache(tmp_path):
     assert r["dead"] == 0
     assert r["matched_share"] == pytest.approx(matched_share(child, parent), abs=1e-6)
     assert r["matched_share"] == pytest.approx(0.65, abs=0.01)
+
+
+def _fake_sources(monkeypatch, d_model, acts):
+    """sources' model, corpus, tokens and activations replaced by stand-ins (the preset path without a model)."""
+    from types import SimpleNamespace
+
+    from metasae_utils import sources
+    monkeypatch.setattr(sources, "load_model", lambda cfg: SimpleNamespace(cfg=SimpleNamespace(d_model=d_model)))
+    monkeypatch.setattr(sources, "load_corpus", lambda cfg: None)
+    monkeypatch.setattr(sources, "tokens_for", lambda model, cfg, corpus, split, n: None)
+    collected = []
+
+    def collect(model, cfg, tokens, split, progress=True):
+        collected.append((cfg.hook, split))
+        return SimpleNamespace(acts=acts)
+    monkeypatch.setattr(sources, "collect_activations", collect)
+    return collected
+
+
+def test_preset_collects_held_out_activations(folders, tmp_path, monkeypatch):
+    """``--preset ci`` (hook blocks.3.hook_resid_pre, as the hand-built SAEs say): the held-out split at that hook."""
+    from metasae_utils.compare import compare
+    collected = _fake_sources(monkeypatch, D_IN, known_case()[3])
+    r = compare(str(folders / "small"), str(folders / "large"), tmp_path, preset="ci")
+    assert collected == [("blocks.3.hook_resid_pre", "eval")]
+    assert r["novel_fraction"] == pytest.approx(3 / 7) and r["dead"] == 1 and "preset 'ci'" in r["activations"]
+
+
+def test_preset_model_of_another_width(folders, tmp_path, monkeypatch):
+    from metasae_utils.compare import compare
+    collected = _fake_sources(monkeypatch, 576, None)
+    with pytest.raises(ConfigError, match="has width 576 at blocks.3.hook_resid_pre, but the SAEs read vectors of "
+                                          "width d_in = 16"):
+        compare(str(folders / "small"), str(folders / "large"), tmp_path, preset="ci")
+    assert collected == []  # stopped before any forward pass
