@@ -13,7 +13,7 @@ from .inputs import (Loaded, check_reachable, check_saes, folder_cfg, load, load
 
 def describe(s: Loaded, spec: str) -> dict:
     """The report's description of one loaded SAE."""
-    return {"role": s.role, "label": s.label, "spec": spec, "width": s.width, "architecture": s.architecture,
+    return {"role": s.role.lstrip("-").upper(), "label": s.label, "spec": spec, "width": s.width, "architecture": s.architecture,
             "hook": s.hook, "d_in": s.d_in}
 
 
