@@ -327,3 +327,30 @@ def test_preset_model_of_another_width(folders, tmp_path, monkeypatch):
                                           "width d_in = 16"):
         compare(str(folders / "small"), str(folders / "large"), tmp_path, preset="ci")
     assert collected == []  # stopped before any forward pass
+
+
+def _jumprelu(rows: torch.Tensor, folder) -> None:
+    from sae_lens import JumpReLUSAE, JumpReLUSAEConfig
+    sae = JumpReLUSAE(JumpReLUSAEConfig(d_in=rows.shape[1], d_sae=rows.shape[0]))
+    with torch.no_grad():
+        sae.W_dec.copy_(rows.float())
+        sae.W_enc.copy_(rows.T.float())
+        sae.b_enc.zero_()
+        sae.b_dec.zero_()
+        sae.threshold.fill_(-B_ENC)
+    sae.save_model(str(folder))
+
+
+def test_jumprelu_pair_gives_the_same_known_answer(folders, tmp_path):
+    """The known case as JumpReLU SAEs (threshold instead of the negative encoder bias): the same answer."""
+    from metasae_utils.compare import compare
+    small, large, _, acts = known_case()
+    _jumprelu(small, tmp_path / "small")
+    _jumprelu(large, tmp_path / "large")
+    r = compare(str(tmp_path / "small"), str(tmp_path / "large"), tmp_path / "out",
+                activations=str(folders / "acts.pt"))
+    assert r["saes"][1]["architecture"] == "jumprelu" and (r["live"], r["dead"]) == (7, 1)
+    assert r["novel_fraction"] == pytest.approx(3 / 7) and r["hungarian_cosine"] == pytest.approx(0.95, abs=1e-6)
+    with pytest.raises(ConfigError, match="architectures differ: small is StandardSAE, large is JumpReLUSAE"):
+        compare(str(folders / "small"), str(tmp_path / "large"), tmp_path / "out2",
+                activations=str(folders / "acts.pt"))
