@@ -1,7 +1,7 @@
-"""The paper's claims: each declared once (:data:`CLAIMS`), judged by the verdict functions of this sub-package.
+"""The paper's claims: each declared once (:data:`!CLAIMS`), judged by the verdict functions of this sub-package.
 
 Maths modules return numbers; the chapters pass them here and record the rows with
-:func:`metasae_utils.report.record`.  ``registry`` holds the declarations, the row format and the shared rules;
+:func:`!metasae_utils.report.record`.  ``registry`` holds the declarations, the row format and the shared rules;
 ``stitching``, ``meta`` and ``groundtruth`` turn a chapter's numbers into rows.
 """
 

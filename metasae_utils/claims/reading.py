@@ -11,7 +11,7 @@ def _by_id(rows: list[dict]) -> dict[str, dict]:
 
 
 def stitching_reading(rows: list[dict]) -> str:
-    """Markdown: what the stitching rows (from :func:`.stitching.stitching_verdicts`) mean, claim by claim, in the
+    """Markdown: what the stitching rows (from :func:`~.stitching_verdicts`) mean, claim by claim, in the
     direction the numbers point."""
     r = _by_id(rows)
     out = []

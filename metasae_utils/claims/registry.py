@@ -2,7 +2,7 @@
 
 A chapter measures numbers with the maths modules, then hands them to a verdict function of this sub-package
 (:mod:`.stitching`, :mod:`.meta`, :mod:`.groundtruth`), which returns rows built by :func:`row`.  The row carries
-the claim's wording and the paper's value from :data:`CLAIMS`, so they are written nowhere else; the chapters and
+the claim's wording and the paper's value from :data:`!CLAIMS`, so they are written nowhere else; the chapters and
 the paper-vs-reproduction page read them from here.
 """
 
@@ -150,8 +150,8 @@ def _number(x) -> float | None:
 
 def row(claim_id: str, ours: str, verdict: str, value: float | None = None,
         control: tuple[str, float | None] | None = None) -> dict:
-    """One verdict row for ``claim_id`` (a key of :data:`CLAIMS`): the claim and the paper's number from the
-    registry, ``ours`` (text), ``verdict`` (one of :data:`VERDICTS`), the number behind it (``value``) and its
+    """One verdict row for ``claim_id`` (a key of :data:`!CLAIMS`): the claim and the paper's number from the
+    registry, ``ours`` (text), ``verdict`` (one of :data:`!VERDICTS`), the number behind it (``value``) and its
     control ``(name, value)``: what the number would be by chance, noise or a trivial mechanism.
 
     A number that equals its control (to 1e-9) is never 'reproduced': such a verdict becomes 'not reproduced'."""

@@ -91,7 +91,7 @@ def frankenstein_row(franken: dict) -> dict:
 
 def delta_vs_cosine_row(q: dict, self_dup: float | None = None) -> dict:
     """``q``: :func:`metasae_utils.stitching.quadrant_shares` of the headline pair; ``self_dup``: the smaller SAE's
-    :func:`metasae_utils.stitching.self_duplicate_control` (above :data:`SELF_DUPLICATE_LIMIT` a lowered MSE says
+    :func:`metasae_utils.stitching.self_duplicate_control` (above :data:`!SELF_DUPLICATE_LIMIT` a lowered MSE says
     more about the smaller SAE than about the latent, as for the insertion rows)."""
     control = ("cosine and ΔMSE independent (shuffled pairing)", q["chance"])
     if q["n"] == 0 or _nan(q["agreement"]):
@@ -116,8 +116,8 @@ def delta_vs_cosine_row(q: dict, self_dup: float | None = None) -> dict:
 
 def frankenstein_frontier_row(f: dict) -> dict:
     """``f``: the Frankenstein SAE's ``d_sae``, ``l0``, ``mse``; ``equal`` (the narrowest trained SAE at least as
-    wide: ``width``, ``l0``, ``mse``; None when none is that wide) and ``frontier`` (:func:`metasae_utils.stitching
-    .frontier_at` at its L0)."""
+    wide: ``width``, ``l0``, ``mse``; None when none is that wide) and ``frontier``
+    (:func:`metasae_utils.stitching.frontier_at` at its L0)."""
     fr, eq = f["frontier"], f.get("equal")
     ratio = f["mse"] / fr["mse"] if fr["mse"] and not _nan(fr["mse"]) else None
     control = ("the trained family's (L0, MSE) frontier at the same L0" +

@@ -138,7 +138,7 @@ def family_decoders(saes: list) -> tuple[torch.Tensor, torch.Tensor, dict[int, i
 
 def alive_latents(fire_counts: torch.Tensor, n_tokens: int, min_rate: float = 1e-5) -> torch.Tensor:
     """(d_sae,) bool: latents that fire on more than ``min_rate`` of ``n_tokens`` tokens (``fire_counts`` (d_sae,)
-    from :func:`metasae_utils.evaluate.reconstruction_metrics` on held-out activations).  The authors' scripts drop
+    from :func:`!metasae_utils.evaluate.reconstruction_metrics` on held-out activations).  The authors' scripts drop
     dead latents before training a meta-SAE on several SAEs: their decoder rows are whatever initialisation and
     training left, not directions the SAE uses."""
     if n_tokens <= 0:

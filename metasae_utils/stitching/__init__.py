@@ -11,7 +11,7 @@ Conventions
 -----------
 * Decoder matrices are SAELens' ``W_dec`` of shape ``(d_sae, d_in)``; encoders ``W_enc`` are
   ``(d_in, d_sae)``.  Activations are ``(n_tokens, d_in)``.
-* MSE, FVU and L0 follow :mod:`metasae_utils.evaluate` (mean over tokens *and* dimensions, etc.).
+* MSE, FVU and L0 follow :mod:`!metasae_utils.evaluate` (mean over tokens *and* dimensions, etc.).
 * Only SAEs whose latents are *independent* are supported: a latent's activation depends on the input
   alone, never on the other latents (StandardSAE / JumpReLUSAE / GatedSAE and their training classes;
   BatchTopK-trained SAEs are saved as JumpReLU for inference and so qualify).  TopK, AbsTopK, BatchTopK

@@ -41,7 +41,7 @@ def insertion_deltas(
     One pass over ``activations`` (n, d): with the small SAE's error ``e = x - x_hat_small`` (B, d), the
     candidates' activations ``A`` (B, m) in the large SAE (equal to their activations after insertion,
     thanks to the encoder-bias shift of :func:`insert_latents`) and their decoder rows ``D`` (m, d),
-    inserting latent j alone leaves the error ``e - A[:, j] D[j]``, so
+    inserting latent j alone leaves the error ``e - A[:, j] D[j]``, so::
 
         ΔMSE_j = sum_n ( -2 A_nj (e_n . D_j) + A_nj^2 |D_j|^2 ) / (n d),     ΔL0_j = mean_n (A_nj != 0).
 
