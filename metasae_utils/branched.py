@@ -60,8 +60,9 @@ def train_branched(cfg: Config, train_acts, eval_acts, width: int, steps: int, h
     bar = {}
 
     def make():
+        # the L1 warm-up of the family's run (5 % of it), whatever the longest budget
         trainer = make_trainer(train_acts, width, n_steps=plan[-1], batch_size=cfg.train_batch_size, lr=cfg.lr,
-                               seed=hyper["seed"], l1_coefficient=cfg.l1_coefficient)
+                               seed=hyper["seed"], l1_coefficient=cfg.l1_coefficient, l1_warm_up_steps=steps // 20)
         trainer.monitor = Monitor(
             n_steps=steps, eval_acts=eval_acts[: r["curve_tokens"]] if r["curve_every"] else None,
             curve_every=r["curve_every"], target_l0=r["target_l0"], control_until=r["l1_control_until"])
