@@ -132,3 +132,39 @@ def bench_branches(cfg, prep) -> list[dict]:
     return [dict(row("branches", "annealed budget curve (stable run + branches) / one run to the largest budget",
                      both / single, (None, 1.3), detail, why="copying and annealing the branches costs too much"),
                  id="budget_branch_overhead", steps_ratio=steps_ratio)]
+
+
+FAMILY_STEPS = 200  # steps per width of the end-to-end family comparison
+
+
+def bench_family_speedup(cfg, prep) -> list[dict]:
+    """Chapter 02's family with today's recipe (L1 controller, learning curves, LR decay; no branches), every width
+    trained end to end — set-up, monitor, saving and loading included — by SAETrainer and by the fast step, each in
+    a fresh cache, ``FAMILY_STEPS`` steps per width (the recipe scaled to that length).  Per-width seconds of both;
+    the ratio is their sums."""
+    import dataclasses
+    from unittest import mock
+
+    from bench.run import _fresh_cache
+    from metasae_utils import families, precision
+    precision.configure(cfg.train_dtype, "cpu")
+    n = len(prep.train.acts)
+    short = dataclasses.replace(cfg, budget_multiples=None, budget_reach=None,
+                                train_epochs=FAMILY_STEPS * cfg.train_batch_size / n)
+    times = {}
+    for kind in ("saetrainer", "fast"):
+        patch = (mock.patch("metasae_utils.training.saelens.supported", lambda sae: "bench: SAETrainer")
+                 if kind == "saetrainer" else mock.patch.dict({}))
+        with _fresh_cache(), patch:
+            for w in short.widths:
+                t0 = time.perf_counter()
+                families.train_family(short, prep.train.acts, prep.train.key, widths=[w], progress=False,
+                                      eval_acts=prep.eval.acts)
+                times.setdefault(kind, {})[w] = time.perf_counter() - t0
+    per = ", ".join(f"{w}: {times['saetrainer'][w]:.1f} s → {times['fast'][w]:.1f} s" for w in short.widths)
+    ratio = sum(times["saetrainer"].values()) / sum(times["fast"].values())
+    return [dict(row("family_speedup", f"family {list(cfg.widths)}, today's recipe: SAETrainer time / fast-step time",
+                     ratio, (2.0, None), f"{families.n_steps(short, n)} steps per width, per width {per}; "
+                     f"{precision.training_dtype()}, {torch.get_num_threads()} threads",
+                     why="end to end, the family does not train twice as fast"),
+                 id="family_speedup_vs_saelens", seconds=times)]
