@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ..evaluate import alive_latents  # noqa: F401  (re-exported: meta.alive_latents)
 from .decompose import Decomposition
 
 
@@ -134,13 +135,3 @@ def family_decoders(saes: list) -> tuple[torch.Tensor, torch.Tensor, dict[int, i
     width_of = torch.cat([torch.full((w,), w) for w in widths])
     starts = torch.cumsum(torch.tensor([0] + widths[:-1]), 0).tolist()
     return rows, width_of, dict(zip(widths, starts))
-
-
-def alive_latents(fire_counts: torch.Tensor, n_tokens: int, min_rate: float = 1e-5) -> torch.Tensor:
-    """(d_sae,) bool: latents that fire on more than ``min_rate`` of ``n_tokens`` tokens (``fire_counts`` (d_sae,)
-    from :func:`metasae_utils.evaluate.reconstruction_metrics` on held-out activations).  The authors' scripts drop
-    dead latents before training a meta-SAE on several SAEs: their decoder rows are whatever initialisation and
-    training left, not directions the SAE uses."""
-    if n_tokens <= 0:
-        raise ValueError(f"n_tokens must be positive, got {n_tokens}")
-    return torch.as_tensor(fire_counts).double() / n_tokens > min_rate
