@@ -43,23 +43,37 @@ def _shares(lowers, raises, novel_raises):
     return {"novel_lowers": lowers, "recon_raises": raises, "novel_raises": novel_raises}
 
 
+def _seg(share, steps=10):
+    """walk_segments-shaped numbers: ``share`` of ``steps`` swap steps lower the MSE."""
+    return {"swap": {"steps": steps, "lowering": share, "delta_mse": -1.0},
+            "removal": {"steps": 3, "lowering": 0.0, "delta_mse": 0.3}, "swap_lowers": share,
+            "removal_first_step": steps + 1, "removals_last": True}
+
+
 def test_stitching_verdicts_carry_their_controls():
     down = monotonicity([{"mse": v} for v in (5, 4, 3, 2, 1)])
     bumpy = monotonicity([{"mse": v} for v in (5, 6, 3, 4, 1)])
-    v = claims.stitching_verdicts(0.35, 0.10, _shares(0.9, 0.8, 0.1), 0.2, down, bumpy)
+    twin = {"novel_lowers": 0.6, "recon_raises": 0.7, "segments": _seg(0.7)}
+    v = claims.stitching_verdicts(0.35, 0.10, _shares(0.9, 0.8, 0.1), 0.2, down, bumpy, twin=twin,
+                                  segments=_seg(0.95))
     assert [r["id"] for r in v] == ["novel_fraction", "novel_lowers", "recon_raises", "smooth_swaps"]
     assert [r["verdict"] for r in v] == ["reproduced"] * 4
     assert all(r["control"]["name"] != "none" for r in v)
+    assert "seed twin" in v[0]["control"]["name"] and "seed twin" in v[1]["control"]["name"]
+    assert v[1]["control"]["value"] == 0.6 and v[3]["control"]["value"] == 0.7
     # the novel fraction is no larger than between seed twins of one width: seed noise, not size
     assert claims.stitching_verdicts(0.35, 0.33, _shares(0.9, 0.8, 0.1), 0.2, down, bumpy)[0]["verdict"] == \
         "not reproduced"
     # self-duplicates lower the MSE for most latents: both insertion claims are untestable on this family
     u = claims.stitching_verdicts(0.35, 0.1, _shares(0.99, 0.01, 0.01), 0.93, down, bumpy)
     assert [r["verdict"] for r in u[1:3]] == ["untestable here"] * 2 and "93 %" in u[1]["ours"]
-    # novel latents lower the MSE, but no more often than copies of the small SAE's own latents do
-    w = claims.stitching_verdicts(0.35, 0.1, _shares(0.45, 0.8, 0.5), 0.4, down, bumpy)
+    # novel latents lower the MSE, but no more often than the twin's novel latents do
+    w = claims.stitching_verdicts(0.35, 0.1, _shares(0.65, 0.8, 0.5), 0.2, down, bumpy,
+                                  twin={"novel_lowers": 0.6, "recon_raises": 0.7})
     assert w[1]["verdict"] == "not reproduced" and w[2]["verdict"] == "reproduced"
-    assert claims.stitching_verdicts(0.35, 0.1, _shares(0.9, 0.3, 0.25), 0.2, bumpy, down)[3]["verdict"] == \
+    # without a twin the self-duplicates are the only control: at most partly
+    assert claims.stitching_verdicts(0.35, 0.1, _shares(0.9, 0.8, 0.1), 0.2, down, bumpy)[1]["verdict"] == "partly"
+    assert claims.stitching_verdicts(0.35, 0.1, _shares(0.45, 0.8, 0.5), 0.4, down, bumpy)[1]["verdict"] == \
         "not reproduced"
     none = claims.stitching_verdicts(0.9, None, _shares(0.9, float("nan"), 0.1), 0.2, down, bumpy)
     assert none[2]["verdict"] == "untestable here" and "no reconstruction latents" in none[2]["ours"]
@@ -70,9 +84,107 @@ def test_stitching_verdicts_carry_their_controls():
     assert claims.stitching_verdicts(0.3, 0.1, _shares(0.9, 0.6, 0.1), 0.2, down, bumpy,
                                      franken={"d_sae": 10, "mse": 1.0, "equal_width_mse": None})[-1]["verdict"] == \
         "untestable here"
-    o = claims.stitching_verdicts(0.3, 0.1, _shares(0.9, 0.6, 0.1), 0.2, down, bumpy,
+    o = claims.stitching_verdicts(0.3, 0.1, _shares(0.9, 0.6, 0.1), 0.2, down, bumpy, segments=_seg(0.95),
                                   overshoot={"below": 0.07, "l0": 57.5, "step": 3})
     assert "dips 7.0 % below" in o[3]["ours"]
+    d = claims.stitching_verdicts(0.3, 0.1, _shares(0.9, 0.6, 0.1), 0.2, down, bumpy,
+                                  dead={"dead_small": 4, "dead_large": 660, "twin_dead_small": 763})
+    assert "660 in the larger SAE, 4 in the smaller, 763 in the twin" in d[0]["ours"]
+
+
+def test_smooth_swaps_judges_the_swap_segment_against_the_twins_walk():
+    row = claims.stitching.smooth_row
+    assert row(_seg(0.95), _seg(0.5))["verdict"] == "reproduced"
+    assert row(_seg(0.95), _seg(0.9))["verdict"] == "partly"  # smooth, but no smoother than between twins
+    assert row(_seg(0.7), _seg(0.5))["verdict"] == "partly"  # above the twins, not smooth
+    assert row(_seg(0.7), _seg(0.65))["verdict"] == "not reproduced"
+    assert row(_seg(0.95), None)["verdict"] == "partly"  # without a twin at most partly
+    assert row(None)["verdict"] == "untestable here"
+    assert row(_seg(float("nan"), 0))["verdict"] == "untestable here"
+    r = row(_seg(0.95), _seg(0.5))
+    assert r["value"] == 0.95 and r["control"] == {"name": "the same walk between seed twins", "value": 0.5}
+    assert "3 removals" in r["ours"]
+
+
+def test_pair_verdicts_read_pair_numbers():
+    seg = _seg(0.95)
+    n = {"novel_fraction": 0.35, "twin_novel_fraction": 0.1, "novel_lowers": 0.9, "recon_raises": 0.8,
+         "novel_raises": 0.1, "self_duplicate": 0.2, "segments": seg, "dead_small": 1, "dead_large": 2,
+         "twin_dead_small": 3, "twin": {"novel_lowers": 0.5, "recon_raises": 0.6, "segments": _seg(0.5)}}
+    rows = claims.pair_verdicts(n)
+    assert [r["verdict"] for r in rows] == ["reproduced"] * 4
+    assert rows[1]["control"]["value"] == 0.5 and rows[3]["control"]["value"] == 0.5
+
+
+def _pts(nf, tnf, lw, tlw, steps=(2000, 4000, 8000, 16000)):
+    return [{"steps": s, "novel_fraction": a, "twin_novel_fraction": b, "novel_lowers": c, "twin_novel_lowers": d}
+            for s, a, b, c, d in zip(steps, nf, tnf, lw, tlw)]
+
+
+def test_size_vs_seed_reproduced_needs_both_margins_at_the_largest_budget():
+    pts = _pts([0.7, 0.65, 0.6, 0.6], [0.7, 0.6, 0.52, 0.48], [0.6, 0.62, 0.65, 0.7], [0.6, 0.6, 0.58, 0.55])
+    r = claims.size_vs_seed_row("1152→2304", pts)
+    assert r["verdict"] == "reproduced" and r["id"] == "size_vs_seed"
+    assert r["margins"] == {"novel_fraction": pytest.approx(0.12), "novel_lowers": pytest.approx(0.15)}
+    assert r["value"] == pytest.approx(0.12) and r["control"]["value"] == 0.48 and "seed twin" in r["control"]["name"]
+    assert r["steps"] == 16000 and r["pair"] == "1152→2304" and r["extrapolation"] is None
+    # the order of the points does not matter; only the largest budget is judged
+    assert claims.size_vs_seed_row("p", pts[::-1])["verdict"] == "reproduced"
+    # one margin short of 10 points: not reproduced yet
+    short = _pts([0.7, 0.65, 0.6, 0.6], [0.7, 0.6, 0.52, 0.48], [0.6, 0.62, 0.65, 0.64], [0.6, 0.6, 0.58, 0.55])
+    assert claims.size_vs_seed_row("p", short)["verdict"] == "undecided at this budget"
+
+
+def test_size_vs_seed_not_reproduced_needs_small_flat_margins():
+    flat = _pts([0.6, 0.58, 0.56, 0.55], [0.6, 0.57, 0.54, 0.52], [0.6] * 4, [0.59, 0.58, 0.58, 0.57])
+    r = claims.size_vs_seed_row("p", flat)
+    assert r["verdict"] == "not reproduced"
+    assert r["fits"]["novel_fraction"]["slope"] == pytest.approx(0.01) and r["fits"]["novel_fraction"]["se"] < 1e-9
+    # the same small margins, growing 3 points per doubling: undecided
+    grow = _pts([0.6, 0.6, 0.6, 0.6], [0.69, 0.66, 0.63, 0.6], [0.6] * 4, [0.59, 0.58, 0.58, 0.57])
+    assert claims.size_vs_seed_row("p", grow)["verdict"] == "undecided at this budget"
+    # two budgets give no slope with an error: never "not reproduced"
+    assert claims.size_vs_seed_row("p", flat[-2:])["verdict"] == "undecided at this budget"
+
+
+def test_size_vs_seed_undecided_extrapolates_with_its_uncertainty():
+    # margins 0, 2, 4, 6 points (novel fraction) and 0, 3, 6, 9 points (lowers) at 1k, 2k, 4k, 8k steps
+    pts = _pts([0.5] * 4, [0.5, 0.48, 0.46, 0.44], [0.6] * 4, [0.6, 0.57, 0.54, 0.51], steps=(1000, 2000, 4000, 8000))
+    r = claims.size_vs_seed_row("p", pts)
+    assert r["verdict"] == "undecided at this budget"
+    # 10 points: novel fraction at 2^(5) x 1000 = 32,000 steps, lowers at 2^(10/3) x 1000; the later one decides
+    assert r["extrapolation"]["steps"] == pytest.approx(32000)
+    assert "32,000 steps" in r["ours"]
+    # noisy margins: the range brackets the central value; a slope - se <= 0 never gets there
+    noisy = _pts([0.5] * 4, [0.5, 0.47, 0.47, 0.44], [0.6] * 4, [0.6, 0.57, 0.54, 0.51],
+                 steps=(1000, 2000, 4000, 8000))
+    e = claims.size_vs_seed_row("p", noisy)["extrapolation"]
+    assert e["low"] < e["steps"] < e["high"]
+    falling = _pts([0.5] * 4, [0.44, 0.46, 0.48, 0.5], [0.6] * 4, [0.6, 0.57, 0.54, 0.51])
+    f = claims.size_vs_seed_row("p", falling)
+    assert f["verdict"] == "undecided at this budget" and f["extrapolation"]["steps"] is None
+    assert "never reaches" in f["ours"]
+    wobbly = _pts([0.5] * 4, [0.5, 0.44, 0.49, 0.45], [0.6] * 4, [0.6, 0.57, 0.54, 0.51])
+    assert claims.size_vs_seed_row("p", wobbly)["extrapolation"]["high"] is None  # slope - se <= 0
+
+
+def test_size_vs_seed_leaves_out_unusable_points_and_records_the_rule_commit():
+    assert claims.size_vs_seed_row("p", [])["verdict"] == "untestable here"
+    pts = _pts([0.7, 0.65, 0.6, 0.6], [0.7, 0.6, 0.52, 0.48], [0.6, 0.62, 0.65, 0.7], [0.6, 0.6, 0.58, 0.55])
+    pts[-1]["annealed"] = False  # a mid-run checkpoint at peak learning rate: not a budget point
+    r = claims.size_vs_seed_row("p", pts + [{"steps": 32000, "novel_fraction": 0.6, "twin_novel_fraction": None,
+                                             "novel_lowers": 0.7, "twin_novel_lowers": 0.5}])
+    assert r["steps"] == 8000
+    from metasae_utils.claims import seed
+    commit = seed.rule_commit()
+    assert r["rule_commit"] == commit and (commit is None or len(commit) == 40)
+
+
+def test_new_verdict_words_are_coloured_and_known():
+    from metasae_utils.tables import VERDICT_COLORS
+    for v in ("undecided at this budget", "underpowered"):
+        assert v in claims.VERDICTS and v in VERDICT_COLORS and v in claims.UNDECIDED
+        assert claims.row("size_vs_seed", "x", v)["verdict"] == v
 
 
 def _mm(var, cos, top, per=4.0):
