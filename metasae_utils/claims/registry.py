@@ -118,8 +118,8 @@ _DECLARED = (
           "value: the mean gain (a split's children's mean number of meta-latents minus their parent's, averaged over "
           "splits); control: the mean gain of latents matched one-to-one in the next size; reproduced when the splits' "
           "mean gain is > 0 and exceeds the control's by more than two standard errors of the difference (Welch); "
-          "not reproduced otherwise (shares of children using more are shown, not judged: averaging counts breaks "
-          "ties)"),
+          "not reproduced otherwise; untestable when either group has fewer than 2 latents (no standard error); shares "
+          "of children using more are shown, not judged: averaging children's counts breaks ties"),
     Claim("meta_ratio_paper", "Meta-SAEs", "at the paper's dictionary ratio (2304 meta-latents for 49152 latents, "
                                            "≈ 1/21) a k = 4 meta-SAE finds shared structure in the decoder",
           "2304 meta-latents, k = 4, on SAE-49152 (used throughout §4; its variance explained is not reported)",
