@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..evaluate import alive_latents  # noqa: F401  (re-exported: meta.alive_latents)
+from ..evaluate import DEAD_RATE, alive_latents, firing_rates
 from .decompose import Decomposition
 
 
@@ -148,3 +148,12 @@ def family_decoders(saes: list) -> tuple[torch.Tensor, torch.Tensor, dict[int, i
     width_of = torch.cat([torch.full((w,), w) for w in widths])
     starts = torch.cumsum(torch.tensor([0] + widths[:-1]), 0).tolist()
     return rows, width_of, dict(zip(widths, starts))
+
+
+def live_decoder(sae, activations: torch.Tensor, dead_rate: float = DEAD_RATE) -> tuple[torch.Tensor, torch.Tensor]:
+    """The decoder rows of ``sae``'s live latents, the training set of a meta-SAE on one SAE: ``(rows, ids)``, rows
+    (n_live, d_in) and their latent ids (n_live,) LongTensor.  A latent firing on <= ``dead_rate`` of ``activations``
+    (n, d_in, held-out) is dead: its decoder row is whatever initialisation and training left (:func:`alive_latents`)."""
+    live = alive_latents(firing_rates(sae, activations), 1, dead_rate)
+    ids = torch.nonzero(live).flatten()
+    return sae.W_dec.detach()[ids.to(sae.W_dec.device)], ids
