@@ -87,6 +87,11 @@ def alive_latents(fire_counts: torch.Tensor, n_tokens: int, min_rate: float = DE
     return torch.as_tensor(fire_counts).double() / n_tokens > min_rate
 
 
+def dead_latents(sae, acts: torch.Tensor, dead_rate: float = DEAD_RATE) -> torch.Tensor:
+    """LongTensor of the ids of ``sae``'s latents firing on at most ``dead_rate`` of the rows of ``acts`` (n, d_in)."""
+    return torch.nonzero(~alive_latents(firing_rates(sae, acts), 1, dead_rate)).flatten()
+
+
 def _token_ce(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy of ``logits`` (b, ctx, vocab) on ``tokens`` (b, ctx)."""
     logp = logits[:, :-1].float().log_softmax(-1)

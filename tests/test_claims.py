@@ -330,3 +330,11 @@ def test_meta_ratio_and_edge_overlap_rules():
     audit = {**ov, "meta_in_nn": 0.102, "nn_in_meta": 0.285, "random_meta_in_nn": 0.02, "random_nn_in_meta": 0.05}
     assert claims.edge_overlap_row(audit, "s")["value"] == 0.285
     assert claims.edge_overlap_row({**ov, "nn_edges": 0}, "s")["verdict"] == "untestable here"
+
+
+def test_stitching_reading_follows_the_swap_walk():
+    rows = [claims.stitching.smooth_row(_seg(0.95), _seg(0.9))]
+    text = claims.stitching_reading(rows)
+    assert "95.0 %" in text and "smooth by the ≥ 90 % rule" in text and "no smoother across sizes" in text
+    text = claims.stitching_reading([claims.stitching.smooth_row(_seg(0.5), _seg(0.2))])
+    assert "not smooth" in text and "no smoother" not in text

@@ -305,6 +305,8 @@ def test_live_decoder_drops_dead_rows():
     rows, ids = live_decoder(sae, x)
     assert ids.tolist() == [0, 2] and torch.equal(rows, sae.W_dec.detach()[[0, 2]])
     assert live_decoder(sae, x, dead_rate=1.0)[1].numel() == 0  # nothing fires on more than every row
+    from metasae_utils.evaluate import dead_latents
+    assert dead_latents(sae, x).tolist() == [1] and dead_latents(sae, x, dead_rate=1.0).tolist() == [0, 1, 2]
 
 
 class _Tok:
