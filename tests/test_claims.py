@@ -293,6 +293,9 @@ def test_delta_vs_cosine_rule():
     assert claims.delta_vs_cosine_row(_q(0.28, 0.23, 0.22, 0.27))["verdict"] == "not reproduced"  # 55 % vs 50 %
     assert claims.delta_vs_cosine_row(_q(0.99, 0.01, 0.0, 0.0))["verdict"] == "untestable here"  # all novel
     assert claims.delta_vs_cosine_row(_q(0.4, 0.05, 0.05, 0.5), self_dup=0.8)["verdict"] == "untestable here"
+    # the seed twins' plane is shown beside, and changes no verdict
+    tw = claims.delta_vs_cosine_row(_q(0.4, 0.05, 0.05, 0.5), self_dup=0.1, twin_q=_q(0.2, 0.3, 0.1, 0.4))
+    assert tw["verdict"] == "reproduced" and "between seed twins 60.0 % agree" in tw["ours"]
 
 
 def test_frankenstein_frontier_rule():

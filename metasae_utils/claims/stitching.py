@@ -125,10 +125,11 @@ def frankenstein_row(franken: dict) -> dict:
                "reproduced" if ratio < 1 else "not reproduced", ratio, control)
 
 
-def delta_vs_cosine_row(q: dict, self_dup: float | None = None) -> dict:
+def delta_vs_cosine_row(q: dict, self_dup: float | None = None, twin_q: dict | None = None) -> dict:
     """``q``: :func:`metasae_utils.stitching.quadrant_shares` of the headline pair; ``self_dup``: the smaller SAE's
     :func:`metasae_utils.stitching.self_duplicate_control` (above :data:`SELF_DUPLICATE_LIMIT` a lowered MSE says
-    more about the smaller SAE than about the latent, as for the insertion rows)."""
+    more about the smaller SAE than about the latent, as for the insertion rows); ``twin_q``: the same shares between
+    the larger SAE's seed twin and the larger SAE (shown beside, not judged)."""
     control = ("cosine and ΔMSE independent (shuffled pairing)", q["chance"])
     if q["n"] == 0 or _nan(q["agreement"]):
         return row("delta_vs_cosine", "no firing latent in the larger SAE", "untestable here", None, control)
@@ -145,6 +146,9 @@ def delta_vs_cosine_row(q: dict, self_dup: float | None = None) -> dict:
             f"reconstruction and raising {pct(q['reconstruction, raises'])}); chance {pct(chance)}; AUC of the "
             f"cosine for 'raises' {q['auc']:.2f}; the best single cut would be {q['best_threshold']:.2f} "
             f"({pct(q['best_agreement'])})")
+    if twin_q and twin_q.get("n"):
+        text += (f"; between seed twins {pct(twin_q['agreement'])} agree (chance {pct(twin_q['chance'])}, novel and "
+                 f"lowering {pct(twin_q['novel, lowers'])})")
     margin = agree >= chance + 0.1
     verdict = "reproduced" if margin and agree >= 0.75 else "partly" if margin else "not reproduced"
     return row("delta_vs_cosine", text, verdict, agree, control)
