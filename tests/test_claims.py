@@ -166,6 +166,11 @@ def test_size_vs_seed_undecided_extrapolates_with_its_uncertainty():
     assert "never reaches" in f["ours"]
     wobbly = _pts([0.5] * 4, [0.5, 0.44, 0.49, 0.45], [0.6] * 4, [0.6, 0.57, 0.54, 0.51])
     assert claims.size_vs_seed_row("p", wobbly)["extrapolation"]["high"] is None  # slope - se <= 0
+    # one margin already past 10 points and flat, the other rising: the rising one decides
+    met = _pts([0.6] * 4, [0.45] * 4, [0.6] * 4, [0.6, 0.57, 0.54, 0.51], steps=(1000, 2000, 4000, 8000))
+    r = claims.size_vs_seed_row("p", met)
+    assert r["verdict"] == "undecided at this budget"
+    assert r["extrapolation"]["steps"] == pytest.approx(1000 * 2 ** (10 / 3))
 
 
 def test_size_vs_seed_leaves_out_unusable_points_and_records_the_rule_commit():

@@ -38,24 +38,31 @@ def rule_commit() -> str | None:
 
 def fit_per_doubling(steps: list[float], values: list[float]) -> dict:
     """Least squares of ``values`` on log2(``steps``) (both length n): ``slope`` (per doubling; None for n < 2 or one
-    distinct budget), ``se`` (its standard error; None for n < 3), ``x_mean`` (mean log2 steps), ``y_mean``."""
+    distinct budget), ``se`` (its standard error; None for n < 3), ``x_mean`` (mean log2 steps), ``y_mean``,
+    ``x_last`` (log2 of the largest budget)."""
     x = [math.log2(s) for s in steps]
     n = len(x)
-    xm, ym = sum(x) / n, sum(values) / n
+    base = {"x_mean": sum(x) / n, "y_mean": sum(values) / n, "x_last": max(x)}
+    xm, ym = base["x_mean"], base["y_mean"]
     sxx = sum((a - xm) ** 2 for a in x)
     if n < 2 or sxx == 0:
-        return {"slope": None, "se": None, "x_mean": xm, "y_mean": ym}
+        return {"slope": None, "se": None, **base}
     slope = sum((a - xm) * (b - ym) for a, b in zip(x, values)) / sxx
     if n < 3:
-        return {"slope": slope, "se": None, "x_mean": xm, "y_mean": ym}
+        return {"slope": slope, "se": None, **base}
     ssr = sum((b - (ym + slope * (a - xm))) ** 2 for a, b in zip(x, values))
-    return {"slope": slope, "se": math.sqrt(ssr / (n - 2) / sxx), "x_mean": xm, "y_mean": ym}
+    return {"slope": slope, "se": math.sqrt(ssr / (n - 2) / sxx), **base}
 
 
 def _steps_to_reach(fit: dict, slope: float | None, target: float = GOOD) -> float | None:
-    """Steps at which the line through the fit's centroid with ``slope`` reaches ``target`` (None when slope <= 0)."""
-    if slope is None or slope <= 0:
+    """Steps at which the line through the fit's centroid with ``slope`` reaches ``target``.  A line that does not
+    rise (slope <= 0) never reaches it — unless it is already there at the largest budget (``fit["x_last"]``), which
+    is then the answer; None when it never gets there or there is no slope."""
+    if slope is None:
         return None
+    if slope <= 0:
+        at_last = fit["y_mean"] + slope * (fit["x_last"] - fit["x_mean"])
+        return 2.0 ** fit["x_last"] if at_last >= target - _TOL else None
     return 2.0 ** (fit["x_mean"] + (target - fit["y_mean"]) / slope)
 
 
