@@ -17,7 +17,7 @@ from html import escape
 
 #: verdict → background colour (the closing chapter, the verdict graphic and every verdict table use these).
 VERDICT_COLORS = {"reproduced": "#d9f2d9", "partly": "#fff2cc", "not reproduced": "#f8d7da",
-                  "untestable here": "#eeeeee", "qualitative": "#e7eefb", "not measured": "#ffffff"}
+                  "untestable here": "#eeeeee", "qualitative": "#e7eefb", "not measured": "#ffffff", "undecided at this budget": "#fde2c8", "underpowered": "#e2d9f3"}
 VERDICT_COLUMNS = ("verdict", "overall")
 
 #: column → (header, scale).  A scale of 100 turns a fraction into a percentage (the header says "%").
