@@ -168,3 +168,31 @@ def bench_family_speedup(cfg, prep) -> list[dict]:
                      f"{precision.training_dtype()}, {torch.get_num_threads()} threads",
                      why="end to end, the family does not train twice as fast"),
                  id="family_speedup_vs_saelens", seconds=times)]
+
+
+def bench_density(cfg, prep) -> list[dict]:
+    """Where the sparse kernel stops paying: loss and gradients by the sparse path and by dense products at rising
+    L0 (width of the family's largest SAE, batch of the preset), side by side; the crossover density is compared
+    with the threshold the step uses (``sparse.DENSE_ABOVE``)."""
+    from metasae_utils import precision
+    from metasae_utils.training import sparse
+    bf16 = precision.configure(cfg.train_dtype, "cpu") == "bfloat16"
+    width, batch = max(cfg.widths), cfg.train_batch_size
+    points = []
+    for l0 in tqdm([32, 128, 256, 512, 1024], desc="density", leave=False):
+        fast, _ = _calibrated(prep.train.acts, width, l0, batch, bf16)
+        x = fast.activation_scaler(next(fast.data_provider)).float()
+        t_sparse = min(_best(lambda: sparse.fwd_bwd(x, *fast.params, 2.5, bf16=bf16, dense_above=1.0), 3)
+                       for _ in range(2))
+        t_dense = min(_best(lambda: sparse.dense_fwd_bwd(x, *fast.params, 2.5, bf16=bf16), 3) for _ in range(2))
+        density = sparse.fwd_bwd(x, *fast.params, 2.5, bf16=bf16, dense_above=1.0).l0 / width
+        points.append({"l0_target": l0, "density": density, "sparse_ms": 1e3 * t_sparse, "dense_ms": 1e3 * t_dense})
+    wins = [p["density"] for p in points if p["sparse_ms"] < p["dense_ms"]]
+    cross = max(wins) if wins else 0.0
+    detail = "; ".join(f"density {100 * p['density']:.1f} %: sparse {p['sparse_ms']:.0f} ms, dense {p['dense_ms']:.0f} ms"
+                       for p in points)
+    return [dict(row("density", f"densest batch where the sparse path wins / the step's threshold "
+                     f"({100 * sparse.DENSE_ABOVE:.0f} %)", cross / sparse.DENSE_ABOVE, (1.0, None),
+                     f"width {width}, batch {batch}, {'bf16' if bf16 else 'fp32'} encoder product: {detail}",
+                     why="the sparse path is used at densities where dense products are faster"),
+                 id="train_step_density", points=points)]

@@ -333,7 +333,7 @@ BENCHES = {"collect": precision_rows.bench_collect, "max_cosine": precision_rows
            "memory": bench_memory, "precision": precision_rows.bench_precision,
            "threads": precision_rows.bench_threads, "train_step": bench_train_step,
            "fast_step": fast_step.bench_fast_step, "branches": fast_step.bench_branches,
-           "family_speedup": fast_step.bench_family_speedup,
+           "family_speedup": fast_step.bench_family_speedup, "density": fast_step.bench_density,
            "meta": bench_meta, "insertion": bench_insertion, "family": bench_family, "scaling": bench_scaling,
            "book": bench_book}
 
