@@ -171,24 +171,29 @@ def measure(case: str, device: str | None = None, repeats: int = 1, **kwargs) ->
 
 @contextlib.contextmanager
 def trainer_steps(profiler=None):
-    """Inside the block, every ``SAETrainer.step`` (SAELens) appends ``(start, end)`` perf-counter times to the
+    """Inside the block, every ``SAETrainer.step`` (SAELens) or ``FastTrainer.step`` (the sparse step) appends ``(start, end)`` perf-counter times to the
     yielded list, labelled ``SAETrainer.step`` in profiles; ``profiler.step()`` is called after each step (so a
     ``torch.profiler.schedule`` counts training steps)."""
     from sae_lens.training.sae_trainer import SAETrainer
-    original, marks = SAETrainer.step, []
 
-    def step(self, batch):
-        sync()
-        t0 = time.perf_counter()
-        with torch.profiler.record_function("SAETrainer.step"):
-            out = original(self, batch)
-        sync()
-        marks.append((t0, time.perf_counter()))
-        if profiler is not None:
-            profiler.step()
-        return out
+    from metasae_utils.training.lean import FastTrainer
+    marks = []
 
-    with mock.patch.object(SAETrainer, "step", step):
+    def timed(original):
+        def step(self, batch):
+            sync()
+            t0 = time.perf_counter()
+            with torch.profiler.record_function("SAETrainer.step"):
+                out = original(self, batch)
+            sync()
+            marks.append((t0, time.perf_counter()))
+            if profiler is not None:
+                profiler.step()
+            return out
+        return step
+
+    with mock.patch.object(SAETrainer, "step", timed(SAETrainer.step)), \
+            mock.patch.object(FastTrainer, "step", timed(FastTrainer.step)):
         yield marks
 
 

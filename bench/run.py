@@ -28,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: the repository's root
-from bench import perf, precision_rows  # noqa: E402
+from bench import fast_step, perf, precision_rows  # noqa: E402
 from bench.table import row  # noqa: E402
 from metasae_utils import artifacts, book, families, presets, runner, sources  # noqa: E402
 
@@ -150,8 +150,8 @@ def bench_train_step(cfg, prep) -> list[dict]:
     train = lambda: training.train_sae(  # noqa: E731
         prep.train.acts, cfg.architecture, width, n_steps=8, batch_size=cfg.train_batch_size, lr=cfg.lr, seed=0,
         k=cfg.k, l1_coefficient=cfg.l1_coefficient, device=perf.default_device(), progress=False,
-        dead_feature_window=window)
-    return [_training_row("train_step", f"{cfg.architecture} SAE train step / bare fwd+bwd matmuls ({width})", train,
+        dead_feature_window=window, fast_step=False)
+    return [_training_row("train_step", f"{cfg.architecture} SAETrainer step / bare fwd+bwd matmuls ({width})", train,
                           cfg.train_batch_size, d_in, width)]
 
 
@@ -332,6 +332,8 @@ def _timings_agree(path: Path, done: list[dict]) -> bool:
 BENCHES = {"collect": precision_rows.bench_collect, "max_cosine": precision_rows.bench_max_cosine_fastest,
            "memory": bench_memory, "precision": precision_rows.bench_precision,
            "threads": precision_rows.bench_threads, "train_step": bench_train_step,
+           "fast_step": fast_step.bench_fast_step, "branches": fast_step.bench_branches,
+           "family_speedup": fast_step.bench_family_speedup, "density": fast_step.bench_density,
            "meta": bench_meta, "insertion": bench_insertion, "family": bench_family, "scaling": bench_scaling,
            "book": bench_book}
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m metasae_utils {build,fetch,cache}``."""
+"""Command line: ``python -m metasae_utils {build,fetch,cache,compare}``."""
 
 from __future__ import annotations
 
@@ -67,6 +67,8 @@ def main(argv=None) -> int:
     c.add_argument("--dry-run", action="store_true", help="prune: only print what would be deleted")
     c.add_argument("--include-unrecorded", action="store_true",
                    help="prune: also delete entries used by no recorded preset (scripts, tests, older runs)")
+    from .compare.cli import add_parser as add_compare
+    add_compare(sub)
     args = ap.parse_args(argv)
     if args.cmd == "build":
         from .runner import main_build
@@ -77,6 +79,9 @@ def main(argv=None) -> int:
         return 0
     if args.cmd == "cache":
         return cache_command(args)
+    if args.cmd == "compare":
+        from .compare.cli import run
+        return run(args)
     return 2
 
 

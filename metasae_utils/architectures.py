@@ -47,6 +47,7 @@ JUMPRELU_LR_FACTOR = 10.0
 #: the family's long-run recipe (L1 controller, lr decay, curves, checkpoints, twins) is switched off for the
 #: matched-L0 pairs: their sparsity is set per architecture here, and they train for ``arch_train_epochs``.
 _PLAIN_RECIPE = {"target_l0": None, "lr_decay_fraction": 0.0, "curve_points": 0, "checkpoint_fractions": None,
+                 "budget_multiples": None, "budget_reach": None,
                  "twins": 0}
 
 
@@ -135,18 +136,21 @@ def matched_pair(train: Callable[[str, int, dict], object], l0_of: Callable[[obj
 def compare_pair(small, large, acts: torch.Tensor, meta_sae=None, threshold: float = 0.7) -> dict:
     """The paper's measurements on one pair of SAEs (same architecture), on held-out ``acts`` (n, d_in).
 
-    Returns a flat dict: ``l0_small``, ``l0_large``, ``fvu_small``, ``fvu_large``, ``novel_fraction`` (at
-    ``threshold``), ``novel_lowers`` / ``recon_raises`` (shares of novel / reconstruction latents whose single
+    Returns a flat dict: ``l0_small``, ``l0_large``, ``fvu_small``, ``fvu_large``, ``dead_small``, ``dead_large``
+    (latents firing on <= 1e-5 of ``acts``), ``novel_fraction`` (of the live latents, at ``threshold``), ``novel_lowers`` / ``recon_raises`` (shares of novel / reconstruction latents whose single
     insertion lowers / raises the MSE; NaN when the architecture cannot be stitched or the class is empty),
     ``self_duplicate`` (:func:`~metasae_utils.stitching.self_duplicate_control` of the smaller SAE, their control),
     ``meta_variance_explained`` and ``meta_l0`` (of ``meta_sae`` on the larger decoder; NaN without one).
     """
     from . import meta, stitching
-    from .evaluate import reconstruction_metrics
+    from .evaluate import alive_latents, reconstruction_metrics
 
     rs, rl = reconstruction_metrics(small, acts), reconstruction_metrics(large, acts)
-    cls = stitching.classify_latents(small, large, threshold=threshold)
+    cls = stitching.classify_latents(small, large, threshold=threshold,  # live latents only
+                                     fire_rate=rl["fire_counts"].double() / rl["n_tokens"])
     out = {"l0_small": rs["l0"], "l0_large": rl["l0"], "fvu_small": rs["fvu"], "fvu_large": rl["fvu"],
+           "dead_small": int((~alive_latents(rs["fire_counts"], rs["n_tokens"])).sum()),
+           "dead_large": int(cls.dead.numel()),
            "novel_fraction": cls.novel_fraction, "novel_lowers": float("nan"), "recon_raises": float("nan"),
            "meta_variance_explained": float("nan"), "meta_l0": float("nan")}
     out["self_duplicate"] = float("nan")

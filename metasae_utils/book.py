@@ -99,7 +99,7 @@ def provenance_record(cfg: Config | None = None) -> dict:
     return {"chapter": _STATE.get("chapter"), "preset": _STATE.get("preset"), "overrides": _STATE.get("overrides"),
             "parameters": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.as_dict().items()},
             "versions": versions(), "git_commit": git_commit(),
-            "precision": _precision(cfg),
+            "precision": _precision(cfg), "threads": _threads(),
             "wall_time_s": round(time.time() - _STATE.get("start", time.time()), 1),
             "platform": f"{platform.system()} {platform.machine()}, {_device_name()}"}
 
@@ -111,6 +111,16 @@ def _precision(cfg: Config) -> str:
     model, why = resolve(cfg.dtype, pick_device(cfg))
     train = summary()
     return f"model {model} ({why}); SAE training {train['dtype']} ({train['why']})"
+
+
+def _threads() -> str:
+    """The torch CPU threads and how standard SAEs train: results depend on both (reductions split by thread)."""
+    import torch
+
+    from .training import sparse
+    lib = sparse.kernel()
+    step = "the sparse step (C kernel)" if lib is not None else f"dense products ({sparse.kernel_error()})"
+    return f"{torch.get_num_threads()} torch threads; standard SAEs trained with {step}"
 
 
 def _device_name() -> str:
@@ -138,6 +148,7 @@ def provenance(cfg: Config | None = None) -> None:
         '<details class="provenance"><summary><b>Provenance</b>: preset '
         f"<code>{escape(str(rec['preset']))}</code> (overrides: {overrides or 'none'}) · commit "
         f"<code>{escape(rec['git_commit'])}</code> · {rec['wall_time_s']} s on {escape(rec['platform'])}</summary>"
-        f"<p><b>Precision</b> {escape(rec['precision'])}</p><p><b>Versions</b> {vers}</p>"
+        f"<p><b>Precision</b> {escape(rec['precision'])}</p><p><b>Threads</b> {escape(rec['threads'])}</p>"
+        f"<p><b>Versions</b> {vers}</p>"
         '<div class="metasae-table" style="overflow-x:auto"><table><tr><th>parameter</th><th>value</th></tr>'
         f"{rows}</table></div></details>"))

@@ -1,9 +1,13 @@
-"""The budget curve: the claims recomputed from checkpoints of the one training run (not retrained).
+"""The budget curve: the claims recomputed at shorter (or longer) training budgets of one run, not retrained.
 
-A monitored family (``families.monitored``) saves every SAE at fractions of its run (``checkpoint_fractions``).
-Loading the small SAE, the large SAE and the large SAE's seed twin at the same step gives the family "as if trained
-for that budget"; the stitching numbers (:func:`metasae_utils.stitching.pair_numbers`) and the meta-SAE numbers are
-then computed exactly as for the final SAEs.  It answers: would this claim hold if the SAEs were trained longer?
+A monitored family (``families.monitored``) keeps every SAE at several budgets: checkpoints at fractions of its run
+(``checkpoint_fractions``, at peak learning rate), or — with ``budget_multiples`` — annealed branches
+(:mod:`metasae_utils.branched`: the stable run copied and its LR decayed to 0 at each budget), which the family
+exposes as its checkpoints below the full run.  Loading the small SAE, the large SAE and the large SAE's seed twin
+at the same budget gives the family "as if trained for that budget"; the stitching numbers
+(:func:`metasae_utils.stitching.pair_numbers`) and the meta-SAE numbers are then computed exactly as for the final
+SAEs.  :func:`annealed_rows` measures every adjacent pair at every common annealed budget, beyond the family's run
+too.  It answers: would this claim hold if the SAEs were trained longer?
 """
 
 from __future__ import annotations
@@ -64,3 +68,52 @@ def meta_budget(base: Member, train_meta, measure) -> list[dict]:
         m = _at(base, step)
         out.append({"step": step or total, "fraction": _fraction(step, total), **measure(m.sae, train_meta(m))})
     return out
+
+
+# -- the annealed budget curve (presets with budget_multiples) ---------------------------------------------------
+
+def branch_budgets(*members: Member) -> list[int]:
+    """Budgets (steps) at which every member has an annealed branch (ascending); [] without branches."""
+    have = None
+    for m in members:
+        b = set((m.info.get("branches") or {}).keys())
+        have = b if have is None else have & b
+    return sorted(have or ())
+
+
+def _at_branch(member: Member, budget: int) -> Member:
+    from .training import load_sae
+    path = member.info["branches"][budget]
+    return Member(f"{member.name}@{budget}", load_sae(path), member.width, member.architecture, path,
+                  {**member.info, "step": budget})
+
+
+def annealed_rows(members: list[Member], twins: dict[int, Member], heldout: torch.Tensor, train: torch.Tensor,
+                  seed: int = 0) -> list[dict]:
+    """One row per (adjacent pair whose larger width has a seed twin, common annealed budget): the stitching
+    numbers of :func:`metasae_utils.stitching.pair_numbers` on held-out rows ``heldout`` (n, d_in), live latents
+    only, beside the same numbers between the larger SAE and its twin, and the larger SAE's FVU on ``train`` rows
+    (m, d_in) and on held-out rows (is the family data-bound?).  Keys: ``pair``, ``steps``, ``annealed``,
+    ``live_only``, ``novel_fraction``, ``twin_novel_fraction``, ``novel_lowers``, ``twin_novel_lowers``,
+    ``recon_raises``, ``twin_recon_raises``, ``self_duplicate``, ``dead_small``, ``dead_large``, ``fvu_train``,
+    ``fvu_heldout``, ``l0``."""
+    from .evaluate import reconstruction_metrics
+    from .stitching import pair_numbers
+    rows = []
+    for small, large in zip(members, members[1:]):
+        twin = twins.get(large.width)
+        if twin is None:
+            continue
+        for steps in branch_budgets(small, large, twin):
+            s, lg, tw = (_at_branch(m, steps) for m in (small, large, twin))
+            nums = pair_numbers(s.sae, lg.sae, heldout, twin=tw.sae, seed=seed, paths=False)
+            held = reconstruction_metrics(lg.sae, heldout)
+            rows.append({
+                "pair": f"{small.width}→{large.width}", "small": small.width, "large": large.width,
+                "steps": steps, "annealed": True, "live_only": "dead_large" in nums,
+                **{k: nums.get(k) for k in ("novel_fraction", "twin_novel_fraction", "novel_lowers",
+                                            "twin_novel_lowers", "recon_raises", "twin_recon_raises",
+                                            "self_duplicate", "dead_small", "dead_large")},
+                "fvu_train": reconstruction_metrics(lg.sae, train)["fvu"], "fvu_heldout": held["fvu"],
+                "l0": held["l0"]})
+    return rows

@@ -7,13 +7,18 @@ Conventions used everywhere in this book:
 * ``fvu``  = ``sum((x - x_hat)**2) / sum((x - mean(x))**2)`` over the whole evaluation set;
   variance explained = ``1 - fvu``.
 * ``l0``   = mean number of non-zero latents per token.
-* ``dead`` = fraction of latents that never fire on the evaluation set.
+* ``dead`` = fraction of latents that never fire on the evaluation set.  Where a latent's class matters (stitching,
+  meta-SAE training sets) a latent is *dead* when it fires on at most :data:`DEAD_RATE` of the held-out rows
+  (:func:`alive_latents`, :func:`firing_rates`).
 """
 
 from __future__ import annotations
 
 import torch
 from tqdm.auto import tqdm
+
+#: a latent firing on at most this share of held-out rows is dead (stitching classes, meta-SAE training rows)
+DEAD_RATE = 1e-5
 
 
 @torch.no_grad()
@@ -55,6 +60,36 @@ def reconstruction_metrics(sae, acts: torch.Tensor, batch_size: int = 4096, prog
         "n_tokens": n,
         "fire_counts": fire,
     }
+
+
+@torch.no_grad()
+def firing_rates(sae, acts: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+    """(d_sae,) float64: the share of the rows of ``acts`` (n, d_in) on which each latent of ``sae`` fires."""
+    n, d = acts.shape
+    if d != sae.cfg.d_in:
+        raise ValueError(f"activations have d={d} but the SAE expects d_in={sae.cfg.d_in}")
+    if n == 0:
+        raise ValueError("firing rates need at least one activation row")
+    fire = torch.zeros(sae.cfg.d_sae, dtype=torch.float64)
+    for start in range(0, n, batch_size):
+        x = acts[start:start + batch_size].to(device=sae.W_dec.device, dtype=sae.W_dec.dtype)
+        fire += (sae.encode(x) != 0).sum(0).double().cpu()
+    return fire / n
+
+
+def alive_latents(fire_counts: torch.Tensor, n_tokens: int, min_rate: float = DEAD_RATE) -> torch.Tensor:
+    """(d_sae,) bool: latents that fire on more than ``min_rate`` of ``n_tokens`` tokens (``fire_counts`` (d_sae,)
+    from :func:`reconstruction_metrics` on held-out activations; pass ``firing_rates(...)`` with ``n_tokens=1``).
+    The authors' scripts drop dead latents before training a meta-SAE on several SAEs: their decoder rows are
+    whatever initialisation and training left, not directions the SAE uses."""
+    if n_tokens <= 0:
+        raise ValueError(f"n_tokens must be positive, got {n_tokens}")
+    return torch.as_tensor(fire_counts).double() / n_tokens > min_rate
+
+
+def dead_latents(sae, acts: torch.Tensor, dead_rate: float = DEAD_RATE) -> torch.Tensor:
+    """LongTensor of the ids of ``sae``'s latents firing on at most ``dead_rate`` of the rows of ``acts`` (n, d_in)."""
+    return torch.nonzero(~alive_latents(firing_rates(sae, acts), 1, dead_rate)).flatten()
 
 
 def _token_ce(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:

@@ -72,7 +72,8 @@ def n_steps(cfg: Config, n_rows: int) -> int:
 
 def monitored(cfg: Config) -> bool:
     """Does the preset ask for the long-run recipe (L1 controller, lr decay, learning curves, checkpoints)?"""
-    return bool(cfg.target_l0 or cfg.lr_decay_fraction or cfg.curve_points or cfg.checkpoint_fractions)
+    return bool(cfg.target_l0 or cfg.lr_decay_fraction or cfg.curve_points or cfg.checkpoint_fractions
+                or cfg.budget_multiples)
 
 
 def _recipe(cfg: Config, architecture: str, steps: int, curves: bool) -> dict:
@@ -86,12 +87,12 @@ def _recipe(cfg: Config, architecture: str, steps: int, curves: bool) -> dict:
 
 
 def _train_monitored(cfg, train_acts, eval_acts, architecture, width, steps, hyper, device, progress, folder):
-    """Train one SAE with a :class:`~metasae_utils.monitor.Monitor` into ``folder``: the SAE, ``curve.json``
+    """Train one SAE with a :class:`~metasae_utils.training.monitor.Monitor` into ``folder``: the SAE, ``curve.json``
     (learning curve, L1 history, final coefficient) and ``checkpoints/step_<n>``."""
     import json
 
     from . import training
-    from .monitor import Monitor
+    from .training.monitor import Monitor
     r = hyper["recipe"]
     mon = Monitor(n_steps=steps, eval_acts=eval_acts[: r["curve_tokens"]] if r["curve_every"] else None,
                   curve_every=r["curve_every"], checkpoint_steps=tuple(r["checkpoint_steps"]),
@@ -126,7 +127,10 @@ def train_family(cfg: Config, train_acts: torch.Tensor, acts_key: str, architect
                  "lr": cfg.lr, "batch_size": cfg.train_batch_size, "n_steps": steps,
                  "seed": sae_seed(cfg.seed + seed_offset, width)}
         spec = {"activations": acts_key, **hyper}
-        if watch:
+        if watch and cfg.budget_multiples and architecture == "standard":
+            sae, path, hyper = _branched_member(cfg, train_acts, eval_acts, width, steps, hyper, spec, device,
+                                                progress)
+        elif watch:
             hyper["recipe"] = _recipe(cfg, architecture, steps, eval_acts is not None)
             spec = {**spec, "recipe": hyper["recipe"]}
             sae, path = training.cached_sae("saes", spec, version=FAMILY_VERSION, device=device, make=(
@@ -144,6 +148,23 @@ def train_family(cfg: Config, train_acts: torch.Tensor, acts_key: str, architect
         name = f"{architecture}-{width}" + ("-twin" if twin else "")
         members.append(Member(name, sae, width, architecture, path, hyper))
     return members
+
+
+def _branched_member(cfg, train_acts, eval_acts, width, steps, hyper, spec, device, progress):
+    """One member trained with annealed budget branches (:mod:`metasae_utils.branched`): the SAE is the branch at
+    the family's ``steps``; ``info["checkpoints"]`` the shorter branches (the budget curve reads them as it read
+    checkpoints), ``info["branches"]`` every branch."""
+    import json
+
+    from . import branched, training
+    hyper["recipe"] = {**_recipe(cfg, "standard", steps, eval_acts is not None), "checkpoint_steps": [],
+                       "lr_decay_steps": 0}
+    spec = {**spec, "recipe": hyper["recipe"]}
+    paths = branched.train_branched(cfg, train_acts, eval_acts, width, steps, hyper, spec, progress)
+    path = paths[steps]
+    record = json.loads((path / "curve.json").read_text())
+    hyper = {**hyper, **record, "checkpoints": {b: p for b, p in paths.items() if b < steps}, "branches": paths}
+    return training.load_sae(path, device), path, hyper
 
 
 def load_twins(cfg: Config, train_acts: torch.Tensor, acts_key: str, eval_acts: torch.Tensor | None = None,
@@ -225,9 +246,10 @@ def family_rows(members: list[Member], metrics: list[dict], n_tokens: int) -> li
     """One row per trained SAE for ``results/<preset>/sae_families.json``: ``width``, ``architecture``, ``steps``,
     ``tokens`` (training samples seen), ``l1_coefficient`` (the final one), held-out ``l0``, ``fvu``,
     ``dead_fraction`` (``metrics``: :func:`metasae_utils.evaluate.reconstruction_metrics` per member), and
-    ``l0_drift`` / ``fvu_drift`` (relative change over the last 10 % of the steps, from the learning curve; None
+    ``l0_drift`` / ``fvu_drift`` (relative change over the last 10 % of the steps of the learning curve, which for a
+    member trained with budget branches ends where its decay begins; None
     without one).  ``n_tokens``: the size of the training set."""
-    from .monitor import drift
+    from .training.monitor import drift
     rows = []
     for m, r in zip(members, metrics):
         info, curve = m.info, m.info.get("curve") or []

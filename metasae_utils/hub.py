@@ -76,17 +76,28 @@ def _model_files(cfg: Config) -> list[tuple[str, str]]:
     return [(repo, "config.json"), (repo, "tokenizer_config.json")]
 
 
-def _sae_files(cfg: Config) -> list[tuple[str, str]]:
-    """(repo, file) pairs that ``SAE.from_pretrained`` reads for each of the preset's SAE ids: ``cfg.json`` for
-    SAELens-format releases, ``params.npz`` for Gemma Scope."""
+def sae_file(release: str, sae_id: str) -> tuple[str, str]:
+    """The (repo, file) that ``SAE.from_pretrained(release, sae_id)`` reads first: ``<folder>/cfg.json`` for
+    SAELens-format releases, ``<folder>/params.npz`` for Gemma Scope."""
     from sae_lens.loading.pretrained_saes_directory import get_repo_id_and_folder_name
-    entry = registry_entry(cfg.sae_release)
+    entry = registry_entry(release)
     name = "params.npz" if (entry.conversion_func or "") == "gemma_2" else "cfg.json"
-    out = []
-    for sae_id in cfg.sae_ids:
-        repo, folder = get_repo_id_and_folder_name(cfg.sae_release, sae_id)
-        out.append((repo, f"{folder}/{name}"))
-    return out
+    repo, folder = get_repo_id_and_folder_name(release, sae_id)
+    return repo, f"{folder}/{name}"
+
+
+def missing_sae(release: str, sae_id: str) -> str | None:
+    """The SAE ``release/sae_id`` described for an error message when the local Hugging Face cache lacks its file
+    (:func:`sae_file`); None when it is there."""
+    repo, f = sae_file(release, sae_id)
+    if _in_hub_cache(repo, f):
+        return None
+    return f"SAE '{release}/{sae_id}' (hub repo {repo!r}, file {f!r} under {_hub_cache()})"
+
+
+def _sae_files(cfg: Config) -> list[tuple[str, str]]:
+    """(repo, file) pairs that ``SAE.from_pretrained`` reads for each of the preset's SAE ids (:func:`sae_file`)."""
+    return [sae_file(cfg.sae_release, sae_id) for sae_id in cfg.sae_ids]
 
 
 def datasets_cache() -> Path:

@@ -15,11 +15,11 @@ from pathlib import Path
 BEYOND_PAPER = ("Ground truth", "Architectures")
 
 #: the paper's headline numbers (a share, a ratio, a frontier); its other claims are mechanisms (a sign, an ordering).
-HEADLINES = ("novel_fraction", "meta_variance", "smooth_swaps", "frankenstein", "frankenstein_frontier", "meta_ratio_paper",
+HEADLINES = ("novel_fraction", "size_vs_seed", "meta_variance", "smooth_swaps", "frankenstein", "frankenstein_frontier", "meta_ratio_paper",
              "edge_overlap", "meta_resemble_smaller", "meta_most_shared")
 
 #: short names of claims for the first screen (the full wording is in the grid below it).
-SHORT = {"novel_fraction": "≈ 35 % novel latents", "novel_lowers": "novel latents lower the MSE when inserted",
+SHORT = {"novel_fraction": "≈ 35 % novel latents", "size_vs_seed": "novel latents beyond a seed twin's", "novel_lowers": "novel latents lower the MSE when inserted",
          "recon_raises": "reconstruction latents raise it", "smooth_swaps": "a smooth, monotone swap path",
          "frankenstein": "the Frankenstein SAE beating equal widths", "delta_vs_cosine": "the 0.7 cosine line "
          "separating the two", "frankenstein_frontier": "the Frankenstein SAE below the family's frontier",
@@ -36,7 +36,8 @@ PAPER_PRESETS = ("gpt2-paper", "gemma-scope")
 #: presets whose verdicts no total counts, and why.
 NOT_COUNTED = {"ci": "a smoke test of the code on a few thousand tokens"}
 
-_ORDER = ("reproduced", "partly", "not reproduced", "untestable here", "qualitative")
+_ORDER = ("reproduced", "partly", "not reproduced", "undecided at this budget", "underpowered", "untestable here",
+          "qualitative", "not measured")
 
 
 def split(rows: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -53,8 +54,8 @@ def totals(rows: list[dict], preset: str) -> dict[str, Counter]:
 
 
 def _counts(c: Counter) -> str:
-    parts = [f"{c[v]} {'do not reproduce' if v == 'not reproduced' else v}" for v in _ORDER if c.get(v)]
-    parts += [f"{n} not measured" for v, n in c.items() if v == "not measured"]
+    order = list(_ORDER) + sorted(v for v in c if v not in _ORDER)
+    parts = [f"{c[v]} {'do not reproduce' if v == 'not reproduced' else v}" for v in order if c.get(v)]
     return ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1] if parts else "none"
 
 
@@ -115,10 +116,10 @@ def first_screen(rows: list[dict], preset: str, root: Path | None = None) -> str
     if head_no:
         text.append(f"What does not are most of its headline numbers: {_names(head_no)}"
                     + (f" (those that do: {_names(head_yes)})." if head_yes else "."))
-    seed = next((r for r in on if r["id"] == "novel_fraction"), None)
+    seed = next((r for name in ("size_vs_seed", "novel_fraction") for r in on if r["id"] == name), None)
     if seed is not None:
-        text.append(f"The seed control shows why the novel share says little here: {seed['per_preset'][preset]['ours']}"
-                    " — two SAEs that differ only in their seed already disagree almost as much as two sizes.")
+        text.append(f"The seed control is the reason to doubt a novel share here: {seed['per_preset'][preset]['ours']}"
+                    " (two SAEs that differ only in their seed already disagree on many latents).")
     where = scale(preset, root)
     if where:
         text.append(f"This is a small setup ({where}), far from the paper's GPT-2 small with SAEs of up to 98,304 "

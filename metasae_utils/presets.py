@@ -100,6 +100,18 @@ class Config:
     checkpoint_fractions: Optional[tuple] = field(default=None, metadata={
         "doc": "fractions of each training run saved as checkpoints (the budget curve), strictly increasing in "
                "(0, 1)", "item": float, **_range(0.001, 0.999, positive=True)})
+    budget_multiples: Optional[tuple] = field(default=None, metadata={
+        "doc": "annealed budget branches: budgets as multiples of the family's run (strictly increasing, holding "
+               "1); each standard SAE trains at constant LR and is annealed (over lr_decay_fraction of the budget) "
+               "at every budget up to its width's budget_reach; the family's SAE is the branch at 1 (family: train)",
+        "item": float, **_range(0.001, 1000.0, positive=True)})
+    budget_reach: Optional[tuple] = field(default=None, metadata={
+        "doc": "the largest of budget_multiples each width's SAE (and its twin) is trained to, from the smallest "
+               "width up; widths past its end reach 1, entries past the widths are unused (None: 1 for every "
+               "width)", "item": float, **_range(0.001, 1000.0, positive=True)})
+    budget_anneal_fraction: float = field(default=0.2, metadata={
+        "doc": "fraction of each budget over which its branch decays the learning rate linearly to 0 (the branch "
+               "at 1 is then the run with lr_decay_fraction = budget_anneal_fraction)", **_range(0.01, 0.9)})
     twins: int = field(default=0, metadata={
         "doc": "how many of the family's largest widths also get a seed twin (same recipe, another seed), the "
                "control of the stitching numbers: 2 = the headline pair", **_range(0, 64)})
@@ -282,6 +294,7 @@ def _check_consistency(cfg: Config):
     if cfg.checkpoint_fractions is not None and list(cfg.checkpoint_fractions) != sorted(set(cfg.checkpoint_fractions)):
         raise ConfigError(f"parameter 'checkpoint_fractions' = {list(cfg.checkpoint_fractions)} must be strictly "
                           "increasing")
+    _check_budget(cfg)
     if list(cfg.edit_ks) != sorted(set(cfg.edit_ks)):
         raise ConfigError(f"parameter 'edit_ks' = {list(cfg.edit_ks)} must be strictly increasing")
     if cfg.edit_k not in cfg.edit_ks:
@@ -289,6 +302,27 @@ def _check_consistency(cfg: Config):
     if cfg.n_train_tokens < cfg.train_batch_size:
         raise ConfigError(f"parameter 'n_train_tokens' = {cfg.n_train_tokens} must be at least "
                           f"'train_batch_size' = {cfg.train_batch_size}")
+
+
+def _check_budget(cfg) -> None:
+    """The annealed budget branches' fields agree with each other and with the family (they apply to a family
+    trained here only, and are ignored for a pretrained or local one)."""
+    if cfg.family != "train":
+        return
+    if cfg.budget_reach is not None and cfg.budget_multiples is None:
+        raise ConfigError("parameter 'budget_reach' needs 'budget_multiples'")
+    if cfg.budget_multiples is None:
+        return
+    mult = list(cfg.budget_multiples)
+    if mult != sorted(set(mult)) or 1.0 not in mult:
+        raise ConfigError(f"parameter 'budget_multiples' = {mult} must be strictly increasing and hold 1")
+    if cfg.checkpoint_fractions:
+        raise ConfigError("parameters 'budget_multiples' and 'checkpoint_fractions' exclude each other: the budgets "
+                          "below 1 replace the checkpoints")
+    bad = [r for r in (cfg.budget_reach or ()) if r not in mult or r < 1]
+    if bad:
+        raise ConfigError(f"parameter 'budget_reach' = {list(cfg.budget_reach)} holds {bad[0]}, which is not one of "
+                          f"'budget_multiples' >= 1: allowed: {[m for m in mult if m >= 1]}")
 
 
 def is_preset_file(name) -> bool:

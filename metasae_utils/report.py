@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 from .artifacts import REPO
-from .claims import CLAIMS
+from .claims import CLAIMS, UNDECIDED
 
 #: where results files live: results/<preset>/<chapter>.json (override with $METASAE_RESULTS).
 RESULTS = Path(os.environ.get("METASAE_RESULTS", REPO / "results"))
@@ -105,8 +105,9 @@ def load(root: Path | None = None) -> dict[str, dict[str, dict]]:
 
 
 def overall(verdicts: list[str]) -> str:
-    """One verdict across presets: the shared verdict if all testable presets agree, else 'partly'."""
-    testable = [v for v in verdicts if v not in ("untestable here", "qualitative")]
+    """One verdict across presets: the shared verdict if all presets that decided agree, else 'partly' (undecided,
+    underpowered, untestable and qualitative rows decide nothing)."""
+    testable = [v for v in verdicts if v not in UNDECIDED]
     if not testable:
         return verdicts[0] if verdicts else "untestable here"
     if all(v == "reproduced" for v in testable):

@@ -18,7 +18,7 @@ from html import escape
 
 #: verdict → background colour (the closing chapter, the verdict graphic and every verdict table use these).
 VERDICT_COLORS = {"reproduced": "#d9f2d9", "partly": "#fff2cc", "not reproduced": "#f8d7da",
-                  "untestable here": "#eeeeee", "qualitative": "#e7eefb", "not measured": "#ffffff"}
+                  "untestable here": "#eeeeee", "qualitative": "#e7eefb", "not measured": "#ffffff", "undecided at this budget": "#fde2c8", "underpowered": "#e2d9f3"}
 VERDICT_COLUMNS = ("verdict", "overall")
 #: a table with more columns than this (and fewer rows than columns) is shown transposed, so it fits the page.
 MAX_COLUMNS = 7

@@ -48,7 +48,8 @@ def grid(rows: list[dict], presets: list[str], link: str | None = "06_paper_vs_r
 
 def _short(verdict: str) -> str:
     return {"reproduced": "✓ reproduced", "not reproduced": "✗ not reproduced", "partly": "◐ partly",
-            "untestable here": "– untestable", "qualitative": "~ qualitative"}.get(verdict, verdict)
+            "untestable here": "– untestable", "qualitative": "~ qualitative", "undecided at this budget": "? undecided",
+            "underpowered": "⊘ underpowered"}.get(verdict, verdict)
 
 
 def summary(rows: list[dict], preset: str) -> str:

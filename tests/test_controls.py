@@ -1,6 +1,7 @@
 """The helpers behind the controls: resemblance halves, balanced rows, split control, overshoot, family tables."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -43,6 +44,9 @@ def test_split_usage_has_a_one_to_one_control():
     s = meta.split_usage(dec, {3: 0, 4: 3}, 3, 4, pairs)
     assert s["n_splits"] == 1 and s["frac_children_use_more"] == 1.0
     assert s["n_one_to_one"] == 2 and s["frac_one_to_one_use_more"] == 0.0
+    # mean gains with their standard errors: children 3 and 3 meta-latents vs parent 1; one-to-one -2 and -1
+    assert s["mean_gain"] == pytest.approx(2.0) and math.isnan(s["se_gain"])  # one split: no standard error
+    assert s["mean_gain_one_to_one"] == pytest.approx(-1.5) and s["se_gain_one_to_one"] == pytest.approx(0.5)
 
 
 def test_overshoot():

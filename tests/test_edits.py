@@ -186,7 +186,10 @@ def test_verdict_rules():
     few = targeted_edit_row(_summary(0.5, 0.2, 0.0, 0.0), 4, 5, 10, 9)
     assert few["verdict"] == "untestable here" and "knows 9 cities" in few["ours"]
     weak = targeted_edit_row(_summary(0.5, 0.2, 0.0, 0.0, full=0.1), 4, 20, 10, 40)
-    assert weak["verdict"] == "untestable here" and "full swap" in weak["ours"]
+    assert weak["verdict"] == "underpowered" and "full SAE-code swap" in weak["ours"]
+    # the audit's case: the full swap moves the target in a third of edits: no unit choice can succeed
+    assert targeted_edit_row(_summary(0.5, 0.2, 0.0, 0.0, full=0.33), 4, 20, 10, 40)["verdict"] == "underpowered"
+    assert targeted_edit_row(_summary(0.5, 0.2, 0.0, 0.0, full=0.5), 4, 20, 10, 40)["verdict"] == "reproduced"
 
 
 class _FirstWordTok:

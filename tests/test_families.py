@@ -136,3 +136,24 @@ def test_redundancy_counts_near_duplicate_latents():
     assert evaluate.redundancy(sae, 0.9) == pytest.approx(2 / 6)
     assert evaluate.redundancy(sae, 0.995) == 0.0
     assert evaluate.redundancy(sae, 0.9, chunk=4) == pytest.approx(2 / 6)  # chunks that split the pair
+
+
+def test_branched_member_is_the_plain_recipe_and_longer_budgets_exist(tmp_cache):
+    """With budget_multiples the family's SAE is the branch at 1: the plain run with the same decay, step for step
+    (L1 warm-up, controller and decay of the family's run, whatever the longest budget); longer budgets exist."""
+    torch.manual_seed(0)
+    acts = torch.randn(4096, 16) @ torch.randn(16, 16)
+    common = dict(widths=[16, 32], train_batch_size=256, train_epochs=2.0, n_train_tokens=4096, curve_points=4,
+                  target_l0=4, lr_decay_fraction=0.2, twins=0, train_dtype="float32")
+    plain = resolve("ci", budget_multiples=None, budget_reach=None, **common)
+    branched = resolve("ci", budget_multiples=[0.5, 1.0, 2.0], budget_reach=[2.0, 1.0], budget_anneal_fraction=0.2,
+                       **common)
+    a = families.train_family(plain, acts, "acts-key", progress=False, eval_acts=acts[:512])
+    b = families.train_family(branched, acts, "acts-key", progress=False, eval_acts=acts[:512])
+    for x, y in zip(a, b):
+        assert torch.allclose(x.sae.W_dec, y.sae.W_dec, rtol=1e-4, atol=1e-6), x.name
+        assert x.info["final_l1_coefficient"] == pytest.approx(y.info["final_l1_coefficient"], rel=1e-6)
+    steps = a[0].info["n_steps"]
+    assert sorted(b[0].info["branches"]) == [steps // 2, steps, 2 * steps]  # width 16 reaches 2x
+    assert sorted(b[1].info["branches"]) == [steps // 2, steps]  # width 32 reaches 1x
+    assert sorted(b[0].info["checkpoints"]) == [steps // 2]

@@ -295,6 +295,20 @@ def test_nearest_smaller_and_alive_latents():
         alive_latents(torch.tensor([1]), 0)
 
 
+def test_live_decoder_drops_dead_rows():
+    from sae_lens.saes import StandardSAE, StandardSAEConfig
+    from metasae_utils.meta import live_decoder
+    sae = StandardSAE(StandardSAEConfig(d_in=4, d_sae=3, dtype="float64"))
+    sae.load_state_dict({"W_enc": torch.eye(4, 3, dtype=torch.float64), "b_enc": torch.tensor([0.0, -1e6, 0.0]),
+                         "W_dec": torch.eye(3, 4, dtype=torch.float64), "b_dec": torch.zeros(4, dtype=torch.float64)})
+    x = torch.rand(50, 4, dtype=torch.float64) + 0.1
+    rows, ids = live_decoder(sae, x)
+    assert ids.tolist() == [0, 2] and torch.equal(rows, sae.W_dec.detach()[[0, 2]])
+    assert live_decoder(sae, x, dead_rate=1.0)[1].numel() == 0  # nothing fires on more than every row
+    from metasae_utils.evaluate import dead_latents
+    assert dead_latents(sae, x).tolist() == [1] and dead_latents(sae, x, dead_rate=1.0).tolist() == [0, 1, 2]
+
+
 class _Tok:
     """A tokenizer over a fixed vocabulary of words: a word is one token if listed, else one token per letter."""
     vocab = [" the", " The", " Lincoln", " We", " we", " said", " Paris", "x"]

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from metasae_utils import training
-from metasae_utils.monitor import Monitor, drift
+from metasae_utils.training.monitor import Monitor, drift
 
 D, N = 32, 4096
 

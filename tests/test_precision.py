@@ -111,8 +111,7 @@ def ci_families():
         metrics = [evaluate.reconstruction_metrics(m.sae, data.eval.acts) for m in members]
         twin = families.load_twins(cfg, data.train.acts, data.train.key, data.eval.acts)[-1].sae
         n = stitching.pair_numbers(members[-2].sae, members[-1].sae, data.eval.acts, twin=twin)
-        rows = claims.stitching_verdicts(n["novel_fraction"], n["twin_novel_fraction"], n, n["self_duplicate"],
-                                         n["mono"], n["mono_random"], n["overshoot"])
+        rows = claims.pair_verdicts(n)
         out[dtype] = {"members": members, "metrics": metrics, "verdicts": {r["id"]: r["verdict"] for r in rows},
                       "autocast": [m.sae.cfg.metadata.train["autocast"] for m in members]}
     precision.configure("float32", "cpu")

@@ -43,10 +43,15 @@ def test_table_orders_claims_links_and_overall():
     nf = rows[0]
     assert nf["overall"] == "partly" and nf["per_preset"]["offline"]["link"] == "03_stitching.html#claim-novel_fraction"
     assert nf["per_preset"]["ci"]["link"] is None
-    assert rows[1]["overall"] == "reproduced"
-    assert rows[2]["overall"] == "not measured" and rows[2]["per_preset"] == {}
+    by_id = {r["id"]: r for r in rows}
+    assert by_id["novel_lowers"]["overall"] == "reproduced"
+    assert by_id["recon_raises"]["overall"] == "not measured" and by_id["recon_raises"]["per_preset"] == {}
     assert report.overall(["untestable here", "not reproduced"]) == "not reproduced"
     assert report.overall(["qualitative"]) == "qualitative"
+    # undecided and underpowered rows decide nothing across presets
+    assert report.overall(["undecided at this budget", "reproduced"]) == "reproduced"
+    assert report.overall(["underpowered", "not reproduced"]) == "not reproduced"
+    assert report.overall(["undecided at this budget"]) == "undecided at this budget"
 
 
 def test_report_does_not_import_book():

@@ -518,9 +518,110 @@ def test_self_duplicate_control_on_hand_built_saes():
     half = make_sae(StandardSAE, exact.W_dec.detach(), exact.b_dec.detach(), W_enc=0.5 * exact.W_enc.detach(),
                     b_enc=exact.b_enc.detach())
     assert self_duplicate_control(half, x) == 1.0
-    # a latent that never fires neither lowers nor raises the MSE: it counts as not lowering
+    # a latent that never fires is dead: left out by default, counted as not lowering with dead_rate=None
     dead_enc = 0.5 * exact.W_enc.detach()
     dead_b = exact.b_enc.detach().clone()
     dead_b[0] = -1e6
-    assert self_duplicate_control(make_sae(StandardSAE, exact.W_dec.detach(), exact.b_dec.detach(), W_enc=dead_enc,
-                                           b_enc=dead_b), x) == 7 / 8
+    with_dead = make_sae(StandardSAE, exact.W_dec.detach(), exact.b_dec.detach(), W_enc=dead_enc, b_enc=dead_b)
+    assert self_duplicate_control(with_dead, x) == 1.0
+    assert self_duplicate_control(with_dead, x, dead_rate=None) == 7 / 8
+
+
+# ---------------------------------------------------------------------------------------------------
+# live latents only, the seed twin behind every number, the swap walk with removals last
+# ---------------------------------------------------------------------------------------------------
+
+
+def _with_dead(sae, ids):
+    """A copy of the standard ``sae`` whose latents ``ids`` never fire (encoder bias -1e6)."""
+    b = sae.b_enc.detach().clone()
+    b[ids] = -1e6
+    return make_sae(StandardSAE, sae.W_dec.detach(), sae.b_dec.detach(), W_enc=sae.W_enc.detach(), b_enc=b)
+
+
+def test_classify_latents_sets_dead_latents_apart():
+    small, large, x = _orthonormal_case()  # large latents 0, 2, 4 are novel; 1, 3, 5, 6, 7 reconstruction
+    large = _with_dead(large, [0, 5])
+    before = classify_latents(small, large)  # without activations every latent counts as live
+    assert before.novel.tolist() == [0, 2, 4] and before.dead.numel() == 0 and before.novel_fraction == 3 / 8
+    live = classify_latents(small, large, activations=x)
+    assert live.dead.tolist() == [0, 5] and live.novel.tolist() == [2, 4]
+    assert live.reconstruction.tolist() == [1, 3, 6, 7] and live.n_live == 6 and live.novel_fraction == 2 / 6
+    from metasae_utils.evaluate import firing_rates
+    rates = firing_rates(large, x)
+    assert rates[0] == 0 and rates[5] == 0 and (rates[[1, 2, 3, 4, 6, 7]] > 0).all()
+    same = classify_latents(small, large, fire_rate=rates)
+    assert same.novel.tolist() == live.novel.tolist() and same.dead.tolist() == live.dead.tolist()
+    # a latent firing on exactly dead_rate of the rows is dead; one row more and it is live
+    assert classify_latents(small, large, fire_rate=torch.full((8,), 0.25), dead_rate=0.25).n_live == 0
+    alive = torch.tensor([False, True, True, True, True, False, True, True])
+    torch.testing.assert_close(novel_fraction(small, large, [0.7], live=alive), torch.tensor([2 / 6], dtype=F64))
+    with pytest.raises(ValueError, match="fire_rate"):
+        classify_latents(small, large, fire_rate=torch.ones(3))
+
+
+def test_pair_numbers_counts_live_latents_and_measures_the_twin_the_same_way():
+    from metasae_utils.stitching import TWIN_KEYS, pair_numbers, side_numbers
+    small, large, x = _orthonormal_case()
+    large = _with_dead(large, [0])
+    twin = make_sae(StandardSAE, large.W_dec.detach()[[3, 1, 2, 0, 4, 5, 6, 7]], large.b_dec.detach(),
+                    b_enc=torch.full((8,), -1e-9, dtype=F64))  # the same directions, reordered: nothing is novel
+    alone = pair_numbers(small, large, x, paths=False)
+    assert alone["twin"] is None and all(alone[f"twin_{k}"] is None for k in TWIN_KEYS)
+    assert alone["dead_large"] == 1 and alone["dead_small"] == 0 and alone["n_live"] == 7
+    assert alone["novel_fraction"] == 2 / 7 and alone["novel_lowers"] == 1.0
+    out = pair_numbers(small, large, x, twin=twin, paths=False)
+    direct = side_numbers(twin, large, x, paths=False)
+    assert out["twin"].keys() == direct.keys()
+    assert all(out["twin"][k] == direct[k] or (math.isnan(out["twin"][k]) and math.isnan(direct[k])) for k in direct)
+    assert out["twin_novel_fraction"] == 0.0 and out["twin_n_novel"] == 0 and out["twin_dead_large"] == 1
+    assert math.isnan(out["twin_novel_lowers"]) and out["twin_recon_raises"] == 1.0
+    assert out["novel_fraction"] == alone["novel_fraction"]  # the twin changes nothing on the main side
+
+
+def test_pair_numbers_with_paths_carries_the_twin_walk(acts):
+    from metasae_utils.stitching import pair_numbers
+    small, large = make_pair()
+    _, twin = make_pair(seed=3)
+    out = pair_numbers(small, large, acts, twin=twin)
+    for key in ("mono", "mono_random", "overshoot", "path", "walk", "segments"):
+        assert key in out and key in out["twin"]
+    assert out["twin_swap_lowers"] == out["twin"]["segments"]["swap_lowers"]
+    assert out["twin_spearman"] == out["twin"]["mono"]["spearman_step_vs_mse"]
+
+
+@pytest.mark.parametrize("b_dec_step", ["auto", "first", "last"])
+def test_swap_walk_keeps_removals_for_the_end(acts, b_dec_step):
+    from metasae_utils.stitching import walk_segments
+    small, large = make_pair()
+    groups = swap_groups(small, large)
+    assert any(g.kind == "removed" for g in groups) and any(g.kind != "removed" for g in groups)
+    mixed = interpolate(small, large, acts, order="greedy", b_dec_step=b_dec_step, progress=False)
+    walk = interpolate(small, large, acts, order="greedy", b_dec_step=b_dec_step, removals="last", progress=False)
+    assert sorted(p["group"] for p in walk[1:]) == sorted(p["group"] for p in mixed[1:])  # every group once
+    kinds = [p["kind"] for p in walk[1:]]
+    first = kinds.index("removed")
+    assert set(kinds[first:]) <= ({"removed", "b_dec"} if b_dec_step == "last" else {"removed"})
+    assert walk[-1]["mse"] == pytest.approx(mixed[-1]["mse"])  # both end at the large SAE
+    seg = walk_segments(walk)
+    assert seg["removals_last"] and seg["removal"]["steps"] == kinds.count("removed")
+    assert seg["swap"]["steps"] + seg["removal"]["steps"] == len(walk) - 1
+    rand = interpolate(small, large, acts, order="random", removals="last", progress=False)
+    assert walk_segments(rand)["removals_last"]
+    with pytest.raises(ValueError, match="removals"):
+        interpolate(small, large, acts, removals="first", progress=False)
+
+
+def test_walk_segments_on_a_hand_made_walk():
+    from metasae_utils.stitching import walk_segments
+    walk = [{"step": 0, "kind": "start", "delta_mse": 0.0, "mse": 5.0},
+            {"step": 1, "kind": "matched", "delta_mse": -1.0, "mse": 4.0},
+            {"step": 2, "kind": "novel", "delta_mse": 0.5, "mse": 4.5},
+            {"step": 3, "kind": "b_dec", "delta_mse": -0.5, "mse": 4.0},
+            {"step": 4, "kind": "matched", "delta_mse": -1.0, "mse": 3.0},
+            {"step": 5, "kind": "removed", "delta_mse": 0.2, "mse": 3.2}]
+    seg = walk_segments(walk)
+    assert seg["swap_lowers"] == 0.75 and seg["removal"] == {"steps": 1, "lowering": 0.0, "delta_mse": 0.2}
+    assert seg["removal_first_step"] == 5 and seg["removals_last"]
+    mixed = walk[:2] + [walk[5] | {"step": 2}] + [walk[2] | {"step": 3}]
+    assert walk_segments(mixed)["removals_last"] is False and walk_segments(mixed)["removal_first_step"] is None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from .registry import row
 
-#: the full swap must change the target attribute at least this often for the site to carry an edit at all
-MIN_CEILING = 0.3
+#: the full SAE-code swap (what any choice of units could at most achieve) must change the target attribute in at
+#: least this share of edits; below it the comparison is "underpowered" (declared in the registry's rule)
+MIN_CEILING = 0.5
 
 
 def _rate(summary: list[dict], method: str, k, key: str) -> float | None:
@@ -34,8 +35,9 @@ def targeted_edit_row(summary: list[dict], k: int, n_test: int, min_cities: int,
     diff = meta - sae
     text = f"k = {k}, {n_test} held-out cities{rates}"
     if ceiling is None or ceiling < MIN_CEILING:
-        return row("targeted_edit", text + ": even the full swap rarely moves the target at this hook",
-                   "untestable here", diff, control)
+        return row("targeted_edit", text + f": the full SAE-code swap moves the target in fewer than "
+                                           f"{100 * MIN_CEILING:.0f} % of edits, so no choice of units can show a "
+                                           "difference here", "underpowered", diff, control)
     c = 0.0 if control_value is None else control_value
     verdict = ("reproduced" if diff >= 0.1 and diff >= c + 0.1 else "partly" if diff >= 0.05 and diff > c
                else "not reproduced")

@@ -18,7 +18,7 @@ def _share_vs(x: float, control: float) -> str:
 
 
 def stitching_truth_verdicts(shares: dict, n_pairs: int) -> list[dict]:
-    """``shares``: :func:`metasae_utils.groundtruth.truth_shares` pooled over ``n_pairs`` synthetic pairs."""
+    """``shares``: :func:`!metasae_utils.groundtruth.truth_shares` pooled over ``n_pairs`` synthetic pairs."""
     novel_ok, recon_ok = shares["novel_is_new_or_related"], shares["reconstruction_is_same_or_related"]
     c_new, c_same = shares["all_new_or_related"], shares["all_same_or_related"]
     return [
@@ -33,7 +33,7 @@ def stitching_truth_verdicts(shares: dict, n_pairs: int) -> list[dict]:
 
 
 def meta_truth_verdicts(mt: dict) -> list[dict]:
-    """``mt``: :func:`metasae_utils.groundtruth.meta_truth` of a meta-SAE on a synthetic family's largest SAE."""
+    """``mt``: :func:`!metasae_utils.groundtruth.meta_truth` of a meta-SAE on a synthetic family's largest SAE."""
     found, used, chance = mt["frac_roots_found"], mt["parent_in_code"], mt["chance"]
     ok_used = not math.isnan(used) and used >= max(0.5, 2 * chance)
     return [row("truth_meta_parents", f"{100 * found:.0f} % of parents have a meta-latent (cos > 0.7); "
@@ -42,7 +42,7 @@ def meta_truth_verdicts(mt: dict) -> list[dict]:
 
 
 def architecture_verdicts(by_arch: dict[str, dict]) -> list[dict]:
-    """``by_arch``: architecture -> its :func:`metasae_utils.architectures.compare_pair` row (on real activations),
+    """``by_arch``: architecture -> its :func:`!metasae_utils.architectures.compare_pair` row (on real activations),
     with ``self_duplicate`` (:func:`metasae_utils.stitching.self_duplicate_control` of the smaller SAE) where the
     architecture can be stitched."""
     if "matryoshka_batchtopk" in by_arch and "batchtopk" in by_arch:

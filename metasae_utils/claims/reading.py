@@ -11,7 +11,7 @@ def _by_id(rows: list[dict]) -> dict[str, dict]:
 
 
 def stitching_reading(rows: list[dict]) -> str:
-    """Markdown: what the stitching rows (from :func:`.stitching.stitching_verdicts`) mean, claim by claim, in the
+    """Markdown: what the stitching rows (from :func:`~.stitching_verdicts`) mean, claim by claim, in the
     direction the numbers point."""
     r = _by_id(rows)
     out = []
@@ -45,10 +45,12 @@ def stitching_reading(rows: list[dict]) -> str:
     sm = r.get("smooth_swaps")
     if sm and sm["value"] is not None:
         v, c = sm["value"], sm["control"]["value"]
-        out.append(f"**Interpolation.** The greedy swap path's rank correlation of step and MSE is {v:.2f} "
-                   f"({'smooth' if v <= -0.9 else 'not smooth'} by the ≤ -0.9 rule); in a random order the same "
-                   f"swaps give {c:.2f}" + (", so the order, not the swaps themselves, makes the path smooth."
-                                            if c > -0.9 >= v else "."))
+        text = (f"**Interpolation.** {pct(v)} of the swap walk's swap steps (matched groups and novel latents, removals "
+                f"kept for the end) lower the MSE: {'smooth' if v >= 0.9 else 'not smooth'} by the ≥ 90 % rule")
+        if c is not None:
+            text += (f"; between seed twins the same walk gives {pct(c)}" +
+                     (", so swapping is no smoother across sizes than across seeds." if v < c + 0.1 else "."))
+        out.append(text + ("" if c is not None else "."))
     out += _plane_and_frankenstein(r)
     return "\n\n".join(out)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ..evaluate import DEAD_RATE, alive_latents, firing_rates
 from .decompose import Decomposition
 
 
@@ -41,8 +42,11 @@ def split_usage(decomposition: Decomposition, offsets: dict, small: int, large: 
     """Do latents gain meta-latents when they split?  ``offsets`` maps width → first row of that SAE in the
     decomposition; ``match_small_to_large`` is a (n_pairs, 2) LongTensor of (small latent, large latent) pairs
     with decoder cosine above the threshold.  For each small latent matched by >= 2 large latents (a split),
-    compare its number of meta-latents with the mean over its children; the control is the same comparison for
-    small latents matched by exactly one large latent (``frac_one_to_one_use_more``).  ``keep`` (n_rows,) bool drops
+    compare its number of meta-latents with the mean over its children (its *gain*); the control is the same
+    comparison for small latents matched by exactly one large latent.  Returns the mean gain with its standard error
+    (``mean_gain``, ``se_gain``; ``mean_gain_one_to_one``, ``se_gain_one_to_one``), the counts and the shares of
+    gains > 0 (``frac_children_use_more``, ``frac_one_to_one_use_more``: shown only — a split's children's *mean*
+    count is rarely a whole number, so it is rarely tied with its parent's, while a one-to-one match often is).  ``keep`` (n_rows,) bool drops
     pairs involving a row that is not kept (dead latents)."""
     n = decomposition.n_active.double()
     pairs = match_small_to_large
@@ -57,10 +61,20 @@ def split_usage(decomposition: Decomposition, offsets: dict, small: int, large: 
     single = torch.nonzero(counts == 1).squeeze(1).tolist()  # the control: latents matched one-to-one
     one = torch.tensor([n[offsets[large] + pairs[pairs[:, 0] == s, 1]].item() - n[offsets[small] + s].item()
                         for s in single], dtype=torch.float64)
-    return {"n_splits": len(diffs), "mean_gain": d.mean().item() if len(d) else float("nan"),
+    return {"n_splits": len(diffs), "mean_gain": _mean(d), "se_gain": _se(d),
             "frac_children_use_more": (d > 0).double().mean().item() if len(d) else float("nan"),
-            "n_one_to_one": len(single),
+            "n_one_to_one": len(single), "mean_gain_one_to_one": _mean(one), "se_gain_one_to_one": _se(one),
             "frac_one_to_one_use_more": (one > 0).double().mean().item() if len(one) else float("nan")}
+
+
+def _mean(x: torch.Tensor) -> float:
+    """Mean of a (k,) float64 tensor (NaN when empty)."""
+    return x.mean().item() if len(x) else float("nan")
+
+
+def _se(x: torch.Tensor) -> float:
+    """Standard error of the mean of a (k,) float64 tensor (NaN with fewer than 2 values)."""
+    return (x.std(unbiased=True) / len(x) ** 0.5).item() if len(x) >= 2 else float("nan")
 
 
 def resemblance(sims: list[dict], base_width: int, threshold: float = 0.7) -> dict:
@@ -136,11 +150,10 @@ def family_decoders(saes: list) -> tuple[torch.Tensor, torch.Tensor, dict[int, i
     return rows, width_of, dict(zip(widths, starts))
 
 
-def alive_latents(fire_counts: torch.Tensor, n_tokens: int, min_rate: float = 1e-5) -> torch.Tensor:
-    """(d_sae,) bool: latents that fire on more than ``min_rate`` of ``n_tokens`` tokens (``fire_counts`` (d_sae,)
-    from :func:`metasae_utils.evaluate.reconstruction_metrics` on held-out activations).  The authors' scripts drop
-    dead latents before training a meta-SAE on several SAEs: their decoder rows are whatever initialisation and
-    training left, not directions the SAE uses."""
-    if n_tokens <= 0:
-        raise ValueError(f"n_tokens must be positive, got {n_tokens}")
-    return torch.as_tensor(fire_counts).double() / n_tokens > min_rate
+def live_decoder(sae, activations: torch.Tensor, dead_rate: float = DEAD_RATE) -> tuple[torch.Tensor, torch.Tensor]:
+    """The decoder rows of ``sae``'s live latents, the training set of a meta-SAE on one SAE: ``(rows, ids)``, rows
+    (n_live, d_in) and their latent ids (n_live,) LongTensor.  A latent firing on <= ``dead_rate`` of ``activations``
+    (n, d_in, held-out) is dead: its decoder row is whatever initialisation and training left (:func:`!metasae_utils.evaluate.alive_latents`)."""
+    live = alive_latents(firing_rates(sae, activations), 1, dead_rate)
+    ids = torch.nonzero(live).flatten()
+    return sae.W_dec.detach()[ids.to(sae.W_dec.device)], ids

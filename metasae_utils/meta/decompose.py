@@ -122,18 +122,19 @@ def meta_metrics(meta_sae, decoder: torch.Tensor, *, decomposition: Decompositio
     """How well and how sparsely the meta-SAE explains the (normalised) decoder rows.
 
     Returns a dict:
-        ``fvu`` / ``variance_explained``: ``sum ||row - rec||^2 / sum ||row - mean row||^2`` over all rows
-            (the convention of ``evaluate.reconstruction_metrics``) and ``1 - fvu``;
-        ``mse``: mean over rows and dimensions of the squared error;
-        ``mean_cosine``: mean cosine between a row and its reconstruction;
-        ``mean_meta_latents_per_latent``: mean active meta-latents per row (L0);
-        ``no_meta_latent_fraction``: fraction of rows with an empty code;
-        ``dead_fraction``: fraction of meta-latents used by no row;
-        ``shared_by``: (d_meta,) long — how many latents use each meta-latent (sums to the total number of
-            non-zeros of the codes);
-        ``most_shared_meta_latent`` / ``max_shared_fraction``: the meta-latent used by most latents and
-            the fraction of latents it is used by;
-        ``n_latents``, ``d_meta``.
+
+    * ``fvu`` / ``variance_explained``: ``sum ||row - rec||^2 / sum ||row - mean row||^2`` over all rows
+      (the convention of ``evaluate.reconstruction_metrics``) and ``1 - fvu``;
+    * ``mse``: mean over rows and dimensions of the squared error;
+    * ``mean_cosine``: mean cosine between a row and its reconstruction;
+    * ``mean_meta_latents_per_latent``: mean active meta-latents per row (L0);
+    * ``no_meta_latent_fraction``: fraction of rows with an empty code;
+    * ``dead_fraction``: fraction of meta-latents used by no row;
+    * ``shared_by``: (d_meta,) long — how many latents use each meta-latent (sums to the total number of
+      non-zeros of the codes);
+    * ``most_shared_meta_latent`` / ``max_shared_fraction``: the meta-latent used by most latents and
+      the fraction of latents it is used by;
+    * ``n_latents``, ``d_meta``.
     """
     if decomposition is None:
         decomposition = decompose(meta_sae, decoder, normalize_rows=normalize_rows, batch_size=batch_size,

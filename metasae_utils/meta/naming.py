@@ -55,6 +55,6 @@ def pick_named_latent(latents: torch.Tensor, stats: list[dict]) -> dict | None:
 
 def tokens_at(acts_set, rows: torch.Tensor) -> torch.Tensor:
     """The token ids at activation rows ``rows`` (any shape) of an activation set with ``position`` and
-    ``tokens`` (:mod:`metasae_utils.sources`): same shape as ``rows``."""
+    ``tokens`` (:mod:`!metasae_utils.sources`): same shape as ``rows``."""
     seqs, poss = acts_set.position(rows.flatten())
     return acts_set.tokens[torch.as_tensor(seqs), torch.as_tensor(poss)].reshape(rows.shape)

@@ -30,7 +30,7 @@ def prepare_rows(decoder: torch.Tensor, normalize_rows: bool = True) -> torch.Te
 def train_meta_sae(decoder: torch.Tensor, d_meta: int, k: float, *, steps: int, batch_size: int, lr: float,
                    seed: int, device: str = "cpu", normalize_rows: bool = True, zero_b_dec: bool = True,
                    progress: bool = True, **train_kwargs):
-    """Train a BatchTopK meta-SAE on the rows of ``decoder`` with :func:`~metasae_utils.training.train_sae`.
+    """Train a BatchTopK meta-SAE on the rows of ``decoder`` with :func:`!metasae_utils.training.train_sae`.
 
     Args:
         decoder: (n_latents, d) decoder matrix of the base SAE (``sae.W_dec.detach()``).

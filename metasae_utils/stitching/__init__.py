@@ -2,7 +2,8 @@
 
 A small and a large SAE are trained on the same activations.  A large-SAE latent whose decoder row has
 maximum cosine similarity ``> threshold`` with some small-SAE decoder row is a *reconstruction* latent,
-the others are *novel*.  Inserting novel latents into the small SAE lowers its MSE; inserting
+the others are *novel*; with held-out activations, latents firing on at most 1e-5 of them are *dead* and in
+neither class.  Inserting novel latents into the small SAE lowers its MSE; inserting
 reconstruction latents raises it.  Swapping matched groups (connected components of the bipartite graph
 of (small, large) decoder pairs with cosine ``> threshold``) one at a time interpolates from the small SAE
 to the large one, tracing an (L0, MSE) path.
@@ -11,7 +12,7 @@ Conventions
 -----------
 * Decoder matrices are SAELens' ``W_dec`` of shape ``(d_sae, d_in)``; encoders ``W_enc`` are
   ``(d_in, d_sae)``.  Activations are ``(n_tokens, d_in)``.
-* MSE, FVU and L0 follow :mod:`metasae_utils.evaluate` (mean over tokens *and* dimensions, etc.).
+* MSE, FVU and L0 follow :mod:`!metasae_utils.evaluate` (mean over tokens *and* dimensions, etc.).
 * Only SAEs whose latents are *independent* are supported: a latent's activation depends on the input
   alone, never on the other latents (StandardSAE / JumpReLUSAE / GatedSAE and their training classes;
   BatchTopK-trained SAEs are saved as JumpReLU for inference and so qualify).  TopK, AbsTopK, BatchTopK
@@ -35,11 +36,12 @@ from .compat import stitchable
 from .frankenstein import frankenstein, frontier_at, frontier_curve, greedy_insertion
 from .groups import Group, swap_groups
 from .insertion import (InsertionDeltas, best_first, cumulative_insertion, insertion_deltas, insertion_shares,
-                        self_duplicate_control)
+                        self_duplicate_control, self_duplicates)
 from .interpolation import BDEC_GROUP, interpolate, monotonicity, overshoot
-from .measure import pair_numbers
+from .measure import TWIN_KEYS, pair_numbers, side_numbers
 from .separation import QUADRANTS, cosine_panel, quadrant_shares
 from .similarity import SIM_BUDGET_BYTES, max_cosine, pairs_above, top_matches
+from .walk import swap_walk, walk_segments
 
 __all__ = [
     "max_cosine",
@@ -56,6 +58,7 @@ __all__ = [
     "insertion_shares",
     "best_first",
     "self_duplicate_control",
+    "self_duplicates",
     "cumulative_insertion",
     "Group",
     "swap_groups",
@@ -63,6 +66,10 @@ __all__ = [
     "monotonicity",
     "overshoot",
     "pair_numbers",
+    "side_numbers",
+    "TWIN_KEYS",
+    "swap_walk",
+    "walk_segments",
     "frankenstein",
     "greedy_insertion",
     "frontier_at",

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..evaluate import DEAD_RATE
 from .build import _as_ids, insert_latents
 from .compat import _check_acts, _check_pair, _ItemAccess
 from .similarity import _auto_chunk
@@ -41,7 +42,7 @@ def insertion_deltas(
     One pass over ``activations`` (n, d): with the small SAE's error ``e = x - x_hat_small`` (B, d), the
     candidates' activations ``A`` (B, m) in the large SAE (equal to their activations after insertion,
     thanks to the encoder-bias shift of :func:`insert_latents`) and their decoder rows ``D`` (m, d),
-    inserting latent j alone leaves the error ``e - A[:, j] D[j]``, so
+    inserting latent j alone leaves the error ``e - A[:, j] D[j]``, so::
 
         ΔMSE_j = sum_n ( -2 A_nj (e_n . D_j) + A_nj^2 |D_j|^2 ) / (n d),     ΔL0_j = mean_n (A_nj != 0).
 
@@ -124,14 +125,27 @@ def best_first(latent_ids: torch.Tensor, delta_mse: torch.Tensor) -> torch.Tenso
     return torch.as_tensor(latent_ids)[torch.argsort(torch.as_tensor(delta_mse))]
 
 
-def self_duplicate_control(sae, activations: torch.Tensor, batch_size: int = 4096) -> float:
-    """The share of ``sae``'s own latents whose copy, inserted alone, lowers its MSE on ``activations`` (n, d_in).
+def self_duplicate_control(sae, activations: torch.Tensor, batch_size: int = 4096,
+                           dead_rate: float | None = DEAD_RATE) -> float:
+    """The share of ``sae``'s own live latents whose copy, inserted alone, lowers its MSE on ``activations`` (n, d_in).
 
     A copy doubles the latent's contribution along its decoder direction, so it lowers the MSE exactly when the
     SAE under-reconstructs along that direction (L1 shrinkage, short training).  On a well-trained SAE the share is
     near 0; above 0.5 "inserting a latent lowers the MSE" says more about the small SAE than about the latent, and
-    the single-insertion claims cannot be tested on that family.  Latents that never fire (ΔMSE = 0) count as not
-    lowering.  Returns a float in [0, 1].
+    the single-insertion claims cannot be tested on that family.  Latents firing on <= ``dead_rate`` of the rows are
+    dead and left out, like the dead latents of the classes it controls (``dead_rate=None``: every latent counts,
+    a dead one as not lowering).  Returns a float in [0, 1] (NaN when no latent is live).
     """
+    return self_duplicates(sae, activations, batch_size, dead_rate)["share"]
+
+
+def self_duplicates(sae, activations: torch.Tensor, batch_size: int = 4096, dead_rate: float | None = DEAD_RATE
+                    ) -> dict:
+    """:func:`self_duplicate_control` with what it learns on the way: ``share`` (float), ``fire_rate`` (d_sae,)
+    float64 (each latent's firing rate on ``activations``) and ``dead`` (LongTensor of the dead latents' ids)."""
     deltas = insertion_deltas(sae, sae, activations, batch_size=batch_size)
-    return float((torch.as_tensor(deltas.delta_mse) < 0).double().mean())
+    rate = torch.as_tensor(deltas.delta_l0, dtype=torch.float64)
+    live = torch.ones_like(rate, dtype=torch.bool) if dead_rate is None else rate > dead_rate
+    lowers = torch.as_tensor(deltas.delta_mse)[live] < 0
+    return {"share": float(lowers.double().mean()) if live.any() else float("nan"), "fire_rate": rate,
+            "dead": torch.nonzero(~live).flatten()}

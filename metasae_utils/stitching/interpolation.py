@@ -143,13 +143,14 @@ def _initial_order(order: str, scores: np.ndarray, seed: int) -> np.ndarray | No
     raise ValueError(f"order must be 'greedy', 'isolated' or 'random'; got {order!r}")
 
 
-def _next_group(step: int, n_groups: int, sequence, greedy_score, b_dec_step: str) -> int:
-    """Index of the group applied at ``step`` (1-based); the bias pseudo-group is ``n_groups - 1``."""
+def _next_group(step: int, n_groups: int, sequence, greedy_score, b_dec_step: str, hold=None) -> int:
+    """Index of the group applied at ``step`` (1-based); the bias pseudo-group is ``n_groups - 1``.  ``hold`` (G,)
+    bool: groups the greedy order may not pick yet (removals kept for the end)."""
     if sequence is not None:
         return int(sequence[step - 1])
     if (b_dec_step == "first" and step == 1) or (b_dec_step == "last" and step == n_groups):
         return n_groups - 1
-    return int(np.argmin(greedy_score))
+    return int(np.argmin(greedy_score if hold is None else np.where(hold, np.inf, greedy_score)))
 
 
 def _place_bias(sequence: np.ndarray, b_dec_step: str) -> np.ndarray:
@@ -174,6 +175,7 @@ def interpolate(
     b_dec_step: Literal["auto", "first", "last"] = "auto",
     batch_size: int = 4096,
     progress: bool = True,
+    removals: Literal["any", "last"] = "any",
 ) -> list[dict]:
     """The (L0, MSE) path from the small SAE to the large one, swapping one group at a time.
 
@@ -186,6 +188,9 @@ def interpolate(
     Orders: "greedy" applies at each step the group that lowers MSE most given the current state;
     "isolated" sorts groups by their ΔMSE when applied alone to the small SAE; "random" is a seeded
     permutation.  ``b_dec_step`` = "auto" orders the bias step like any group, "first"/"last" pin it.
+    ``removals`` = "last" keeps the "removed" groups (small latents with no match) for the end, in the same order
+    rule: the walk the paper describes (swap matched groups, insert novel latents), then the removals as a segment
+    of their own (:func:`~.walk.walk_segments`).
 
     Method: latents of ReLU / JumpReLU / Gated SAEs act independently, so with unit activations A (n, N)
     (small latents, large latents, bias) and decoder rows D (N, d) the squared error of a state is a
@@ -204,6 +209,8 @@ def interpolate(
     _check_acts(small, activations)
     if b_dec_step not in ("auto", "first", "last"):
         raise ValueError(f"b_dec_step must be 'auto', 'first' or 'last'; got {b_dec_step!r}")
+    if removals not in ("any", "last"):
+        raise ValueError(f"removals must be 'any' or 'last'; got {removals!r}")
     groups = swap_groups(small, large, threshold) if groups is None else groups
     n_s = small.cfg.d_sae
     stats = _collect_unit_stats(small, large, activations, batch_size, progress)
@@ -213,12 +220,15 @@ def interpolate(
     Q = _self_terms(stats, units, sign)
     score = -2.0 * np.bincount(gid, weights=sign * stats.c, minlength=len(units)) + Q
     sequence = _initial_order(order, score, seed)
+    removed = np.array([g.kind == "removed" for g in groups] + [False]) if removals == "last" else None
     if sequence is not None:
         sequence = _place_bias(sequence, b_dec_step)
+        if removed is not None:
+            sequence = np.concatenate([sequence[~removed[sequence]], sequence[removed[sequence]]])
     elif b_dec_step != "auto":
         score[len(units) - 1] = np.inf  # greedy never picks the bias step; it is placed by hand
     walk = _walk(stats, units, gid, sign, Q, sequence, score if sequence is None else None, b_dec_step, n_s,
-                 desc=f"interpolate ({order})", progress=progress)
+                 desc=f"interpolate ({order})", progress=progress, hold=removed if sequence is None else None)
     path, sq = [], stats.sq_small
     nd = stats.n * stats.d
     for step, k, delta, l0 in walk:
@@ -235,19 +245,25 @@ def interpolate(
     return path
 
 
-def _walk(stats, units, gid, sign, Q, sequence, greedy_score, b_dec_step, n_s, desc, progress):
+def _walk(stats, units, gid, sign, Q, sequence, greedy_score, b_dec_step, n_s, desc, progress, hold=None):
     """Yield ``(step, group index, Δ squared error, l0)`` from the start (group None, Δ = 0) to the end.
 
     ``greedy_score`` (G,) is the current Δ squared error of every group (greedy order, kept up to date
-    as groups are applied); otherwise ``sequence`` (G,) fixes the order.
+    as groups are applied); otherwise ``sequence`` (G,) fixes the order.  ``hold`` (G,) bool: groups the greedy
+    order leaves until every other group is applied.
     """
+    hold = None if hold is None or not hold.any() else hold.copy()
+    # groups the greedy order must apply before the held ones (a pinned bias step is placed by hand, not counted)
+    left = 0 if hold is None else int((~hold[:-1]).sum()) + (b_dec_step == "auto")
     c = stats.c.copy()
     fires = stats.fires.copy()
     fires[-1] = 0.0  # the decoder-bias change is not a latent
     fired = float(fires[:n_s].sum())
     yield 0, None, 0.0, fired / stats.n
     for step in tqdm(range(1, len(units) + 1), desc=desc, disable=not progress, leave=False):
-        k = _next_group(step, len(units), sequence, greedy_score, b_dec_step)
+        k = _next_group(step, len(units), sequence, greedy_score, b_dec_step, hold if left else None)
+        if hold is not None and not hold[k] and (k != len(units) - 1 or b_dec_step == "auto"):
+            left -= 1
         u = units[k]
         delta = float(-2.0 * (sign[u] * c[u]).sum() + Q[k])
         fired += float((sign[u] * fires[u]).sum())

@@ -16,8 +16,8 @@ def quadrant_shares(max_cos: torch.Tensor, delta_mse: torch.Tensor, threshold: f
     """Shares of latents in each quadrant of the (max cosine, ΔMSE) plane and how well the threshold separates.
 
     ``max_cos`` (m,): each large latent's best decoder cosine with the smaller SAE; ``delta_mse`` (m,): its ΔMSE
-    inserted alone (:func:`~.insertion.insertion_deltas`).  Latents that never fire (ΔMSE exactly 0) are left out
-    (``n_silent``).  Returns the four :data:`QUADRANTS` shares (of the firing latents), ``agreement`` (novel-and-lowers
+    inserted alone (:func:`~.insertion_deltas`).  Latents that never fire (ΔMSE exactly 0) are left out
+    (``n_silent``).  Returns the four :data:`!QUADRANTS` shares (of the firing latents), ``agreement`` (novel-and-lowers
     plus reconstruction-and-raises), its ``chance`` (the same share if cosine and ΔMSE were independent, the product
     of the marginals: the shuffled control), ``auc`` (probability that a random MSE-raising latent has a higher max
     cosine than a random MSE-lowering one; 0.5 = no separation), and ``best_threshold`` / ``best_agreement``: the

@@ -79,7 +79,7 @@ def max_cosine(W_a: torch.Tensor, W_b: torch.Tensor, chunk_size: int | None = No
     fast path on AMX CPUs and GPUs) and then recomputes exactly, in the inputs' dtype, every candidate within
     ``2 * BF16_COSINE_ERROR`` of its row's bf16 maximum: the true maximum is always among them, so values and
     argmax equal the exact search's (up to float32 summation order, ~1e-7).  "auto": bf16 where it is fast
-    (:func:`metasae_utils.precision.resolve`).
+    (:func:`!metasae_utils.precision.resolve`).
 
     Returns ``(values, indices)``: (n_a,) max cosine and (n_a,) LongTensor argmax row of W_b.
     """

@@ -48,13 +48,14 @@ import dataclasses
 import functools
 import math
 import tempfile
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from unittest import mock
 
 import torch
 
-from .checks import _check_choice, _check_device, _check_int, _check_number, check_data
+from .sparse import supported
+from .lean import FastTrainer
+from ..checks import _check_choice, _check_device, _check_int, _check_number, check_data
 
 ARCHITECTURES = ("standard", "batchtopk", "jumprelu", "matryoshka_batchtopk", "matching_pursuit")
 
@@ -116,17 +117,13 @@ def build_training_config(architecture: str, d_in: int, d_sae: int, *, n_steps: 
 
 # -- data provider, trainer ------------------------------------------------------------------------------
 
-def shuffled_batches(data: torch.Tensor, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+def shuffled_batches(data: torch.Tensor, batch_size: int, generator: torch.Generator):
     """Endless iterator of (batch_size, d) batches: epochs over ``data`` in a fresh random order each,
     an epoch's tail continuing into the next epoch, so every batch is full and every row is seen once
-    per epoch.  The order depends only on ``generator``'s state."""
-    n = data.shape[0]
-    pending = torch.empty(0, dtype=torch.long)
-    while True:
-        while pending.numel() < batch_size:
-            pending = torch.cat([pending, torch.randperm(n, generator=generator)])
-        idx, pending = pending[:batch_size], pending[batch_size:]
-        yield data[idx.to(data.device)]
+    per epoch.  The order depends only on ``generator``'s state (:class:`.lean.ShuffledBatches`, whose state
+    can be saved)."""
+    from .lean import ShuffledBatches
+    return ShuffledBatches(data, batch_size, generator)
 
 
 def _trainer_class():
@@ -134,7 +131,7 @@ def _trainer_class():
 
     class _Trainer(SAETrainer):
         """SAETrainer whose progress bar moves every ``pbar_interval`` steps (SAELens: every 100) and that hands
-        every step to ``monitor`` (:class:`metasae_utils.monitor.Monitor`), if one is set."""
+        every step to ``monitor`` (:class:`metasae_utils.training.monitor.Monitor`), if one is set."""
 
         pbar_interval = 100
         monitor = None
@@ -176,7 +173,7 @@ def train_sae(data: torch.Tensor, architecture: str, d_sae: int, *, n_steps: int
               progress: bool = True, normalize_activations: bool = True,
               normalize_decoder_rows: bool | None = None, b_dec_init: str = "mean", freeze_b_dec: bool = False,
               dead_feature_window: int | None = None, lr_warm_up_steps: int = 0, lr_decay_steps: int = 0,
-              autocast: bool | None = None, monitor=None, **arch_kwargs):
+              autocast: bool | None = None, monitor=None, fast_step: bool | None = None, **arch_kwargs):
     """Train a SAELens SAE of ``architecture`` on the rows of ``data`` and return its inference SAE.
 
     Args:
@@ -213,8 +210,12 @@ def train_sae(data: torch.Tensor, architecture: str, d_sae: int, *, n_steps: int
         autocast: run each training step under ``torch.autocast(device, torch.bfloat16)`` (SAELens
             ``SAETrainerConfig(autocast=True)``: bf16 products, fp32 master weights and Adam).  ``None``
             (default): when this process's training precision is bf16 (:func:`metasae_utils.precision.configure`).
-        monitor: a :class:`metasae_utils.monitor.Monitor` called after every step (learning curves, checkpoints,
+        monitor: a :class:`metasae_utils.training.monitor.Monitor` called after every step (learning curves, checkpoints,
             the L1 controller); its results stay on it.
+        fast_step: train ``standard`` SAEs with :class:`.lean.FastTrainer` (one dense product per step and a
+            sparse kernel; the same loss, gradients, Adam, schedules and statistics as SAETrainer).  ``None``
+            (default): whenever the architecture and config allow it (:func:`.sparse.supported`); ``False``:
+            always SAETrainer.  The choice is recorded in ``sae.cfg.metadata.train["step"]``.
         **arch_kwargs: any other field of the architecture's SAELens training config
             (e.g. ``aux_loss_coefficient``, ``matryoshka_widths``, ``l0_coefficient``,
             ``rescale_acts_by_decoder_norm``, ``topk_threshold_lr``).
@@ -225,7 +226,35 @@ def train_sae(data: torch.Tensor, architecture: str, d_sae: int, *, n_steps: int
         ``W_enc`` (d_in, d_sae), ``W_dec`` (d_sae, d_in), ``b_dec`` (d_in,).  ``sae.cfg.metadata.train``
         records the training arguments and ``sae.cfg.metadata.l0`` the training-time L0.
     """
-    # ---- checks, all before any compute ----
+    normalize_decoder_rows, dead_feature_window = _check_args(
+        data, architecture, d_sae, n_steps, batch_size, lr, seed, k, l1_coefficient, b_dec_init,
+        normalize_decoder_rows, dead_feature_window, lr_warm_up_steps, lr_decay_steps)
+    dev = _check_device(device)
+    devices = [dev.index or 0] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        trainer, use_fast = _prepare(data, architecture, d_sae, n_steps, batch_size, lr, seed, k, l1_coefficient, dev,
+                                     normalize_activations, b_dec_init, freeze_b_dec, dead_feature_window,
+                                     lr_warm_up_steps, lr_decay_steps, autocast, fast_step, arch_kwargs)
+        trainer.monitor = monitor
+        if monitor is not None:
+            monitor.normalize_decoder_rows = normalize_decoder_rows
+        with _trainer_progress(progress):
+            training_sae = _fit(trainer, n_steps, progress) if use_fast else trainer.fit()
+
+    from sae_lens import SAE
+    with tempfile.TemporaryDirectory(prefix="metasae_train_") as tmp:
+        training_sae.save_inference_model(tmp)
+        sae = SAE.load_from_disk(tmp, device=str(dev))
+    if normalize_decoder_rows:
+        sae.fold_W_dec_norm()
+    return sae.eval()
+
+
+def _check_args(data, architecture, d_sae, n_steps, batch_size, lr, seed, k, l1_coefficient, b_dec_init,
+                normalize_decoder_rows, dead_feature_window, lr_warm_up_steps, lr_decay_steps):
+    """:func:`train_sae`'s argument checks (all before any compute); returns ``normalize_decoder_rows`` and
+    ``dead_feature_window`` with their defaults filled in."""
     check_data("data", data)
     _check_choice("architecture", architecture, ARCHITECTURES)
     _check_int("d_sae", d_sae)
@@ -257,15 +286,21 @@ def train_sae(data: torch.Tensor, architecture: str, d_sae: int, *, n_steps: int
     if lr_warm_up_steps + lr_decay_steps > n_steps:
         raise ValueError(f"lr_warm_up_steps + lr_decay_steps = {lr_warm_up_steps + lr_decay_steps} "
                          f"exceeds n_steps = {n_steps}")
-    dev = _check_device(device)
+    return normalize_decoder_rows, dead_feature_window
+
+
+def _prepare(data, architecture, d_sae, n_steps, batch_size, lr, seed, k, l1_coefficient, dev, normalize_activations,
+             b_dec_init, freeze_b_dec, dead_feature_window, lr_warm_up_steps, lr_decay_steps, autocast, fast_step,
+             arch_kwargs):
+    """The training SAE (initialised from the global RNG, which the caller seeds), its data and the trainer that
+    will fit it: ``(trainer, uses_the_fast_step)``.  Arguments as :func:`train_sae`'s, already checked."""
     if autocast is None:
-        from .precision import training_dtype
+        from ..precision import training_dtype
         autocast = training_dtype() == "bfloat16"
     n, d_in = data.shape
     cfg = build_training_config(architecture, d_in, d_sae, n_steps=n_steps, k=k,
                                 l1_coefficient=l1_coefficient, device=str(dev), **arch_kwargs)
 
-    from sae_lens import SAE
     from sae_lens.config import LoggingConfig, SAETrainerConfig
 
     x = data.detach().to(device=dev, dtype=torch.float32)
@@ -297,77 +332,67 @@ def train_sae(data: torch.Tensor, architecture: str, d_sae: int, *, n_steps: int
         autocast=bool(autocast),
     )
 
-    devices = [dev.index or 0] if dev.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        training_sae = _sae_lens()(architecture)[0](cfg)
-        with torch.no_grad():
-            if b_dec_init == "mean":
-                training_sae.b_dec.copy_(x.mean(0) * (scale if scale is not None else 1.0))
-            else:
-                training_sae.b_dec.zero_()
-        if freeze_b_dec:
-            training_sae.b_dec.requires_grad_(False)
-        generator = torch.Generator().manual_seed(seed)
-        trainer = _trainer_class()(cfg=trainer_cfg, sae=training_sae,
-                                   data_provider=shuffled_batches(x, batch_size, generator))
+    training_sae = _sae_lens()(architecture)[0](cfg)
+    with torch.no_grad():
+        if b_dec_init == "mean":
+            training_sae.b_dec.copy_(x.mean(0) * (scale if scale is not None else 1.0))
+        else:
+            training_sae.b_dec.zero_()
+    if freeze_b_dec:
+        training_sae.b_dec.requires_grad_(False)
+    generator = torch.Generator().manual_seed(seed)
+    batches = shuffled_batches(x, batch_size, generator)
+    use_fast = fast_step is not False and step_kind(training_sae, dev) == FAST_STEP
+    if fast_step and not use_fast:
+        raise ValueError(f"fast_step=True, but the fast step cannot train this SAE: "
+                         f"{supported(training_sae) or 'it runs on the CPU only'}")
+    cfg.metadata.train["step"] = FAST_STEP if use_fast else "saetrainer"
+    if use_fast:
+        trainer = FastTrainer(trainer_cfg, training_sae, batches)
+    else:
+        trainer = _trainer_class()(cfg=trainer_cfg, sae=training_sae, data_provider=batches)
         trainer.pbar_interval = max(1, min(100, n_steps // 100))
-        trainer.monitor = monitor
-        if monitor is not None:
-            monitor.normalize_decoder_rows = normalize_decoder_rows
-        if scale is not None:
-            trainer.activation_scaler.scaling_factor = scale  # fit() then skips its estimate and folds this
-        with _trainer_progress(progress):
-            training_sae = trainer.fit()
-
-    with tempfile.TemporaryDirectory(prefix="metasae_train_") as tmp:
-        training_sae.save_inference_model(tmp)
-        sae = SAE.load_from_disk(tmp, device=str(dev))
-    if normalize_decoder_rows:
-        sae.fold_W_dec_norm()
-    return sae.eval()
+    if scale is not None:
+        trainer.activation_scaler.scaling_factor = scale  # fit() then skips its estimate and folds this
+    return trainer, use_fast
 
 
-def save_sae(sae, path: str | Path) -> Path:
-    """Save an inference SAE with SAELens ``save_model`` (``cfg.json`` + ``sae_weights.safetensors``)."""
-    from sae_lens import SAE
-    from sae_lens.saes.sae import TrainingSAE
-
-    if not isinstance(sae, SAE) or isinstance(sae, TrainingSAE):
-        raise ValueError(f"sae must be an inference sae_lens.SAE (as returned by train_sae), "
-                         f"got {type(sae).__name__}")
-    path = Path(path)
-    sae.save_model(path)
-    return path
-
-
-def load_sae(path: str | Path, device: str = "cpu"):
-    """Load an SAE saved by :func:`save_sae` (SAELens ``SAE.load_from_disk``), in eval mode on ``device``."""
-    path = Path(path)
-    if not (path / "cfg.json").is_file():
-        raise FileNotFoundError(f"path = {str(path)!r} holds no SAELens SAE (no cfg.json)")
-    dev = _check_device(device)
-    from sae_lens import SAE
-
-    return SAE.load_from_disk(path, device=str(dev)).eval()
+def make_trainer(data: torch.Tensor, d_sae: int, *, n_steps: int, batch_size: int, lr: float, seed: int,
+                 l1_coefficient: float | None = None, lr_warm_up_steps: int = 0, autocast: bool | None = None,
+                 dead_feature_window: int | None = None, **arch_kwargs):
+    """A :class:`.lean.FastTrainer` for a ``standard`` SAE, set up exactly as :func:`train_sae` sets it up
+    (same initialisation for the same seed), not yet trained; ``n_steps`` sets the config's length (dead-latent
+    and sparsity windows), and the LR stays constant after the warm-up (annealed budget branches,
+    :mod:`.branches`, decay it)."""
+    _, dead_feature_window = _check_args(data, "standard", d_sae, n_steps, batch_size, lr, seed, None,
+                                         l1_coefficient, "mean", True, dead_feature_window, lr_warm_up_steps, 0)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        trainer, use_fast = _prepare(data, "standard", d_sae, n_steps, batch_size, lr, seed, None, l1_coefficient,
+                                     torch.device("cpu"), True, "mean", False, dead_feature_window, lr_warm_up_steps,
+                                     0, autocast, True, arch_kwargs)
+    return trainer
 
 
-def cached_sae(step: str, spec: dict, train=None, version: int = 1, device: str = "cpu", *, make=None, **info):
-    """``train()`` (→ SAE) once per ``(step, spec, version)``: the SAE is saved with SAELens into the artifact
-    cache and always returned as loaded back with ``SAE.load_from_disk``, so a fresh and a cached run hand out
-    the same object.  ``info`` goes to the cache log.  Returns ``(sae, path)``.
+#: the name (and version) of the fast step, recorded in the SAE's metadata and in cache keys.
+FAST_STEP = "sparse-step-1"
 
-    ``make(folder)`` instead of ``train``: it trains, saves the SAE into ``folder`` (:func:`save_sae`) and may
-    write further files beside it (learning curves, checkpoints), all checksummed with the SAE.
 
-    The process's training precision (:func:`metasae_utils.precision.training_dtype`) is part of the key when it
-    is not fp32 (fp32 keys are those of runs made before precision was a setting)."""
-    from . import artifacts
-    from .precision import training_dtype
-    if training_dtype() != "float32":
-        spec = {**spec, "train_dtype": training_dtype()}
-    if (train is None) == (make is None):
-        raise ValueError("give exactly one of train (-> SAE) and make (folder -> None)")
-    make = make or (lambda tmp: save_sae(train(), tmp))
-    path = artifacts.entry(step, spec, version).get_or_make("sae", make, **info)
-    return load_sae(path, device=device), path
+def step_kind(training_sae, device) -> str:
+    """Which step trains ``training_sae``: :data:`FAST_STEP` for a standard SAE on the CPU the fast step
+    supports, else ``"saetrainer"``."""
+    if torch.device(device).type != "cpu" or supported(training_sae) is not None:
+        return "saetrainer"
+    return FAST_STEP
+
+
+def _fit(trainer, n_steps: int, progress: bool):
+    """Run a :class:`.lean.FastTrainer` with a progress bar over steps (when ``progress``)."""
+    from tqdm.auto import tqdm
+    with tqdm(total=n_steps, desc="Training SAE (sparse step)", disable=not progress,
+              mininterval=1.0) as bar:
+        trainer.progress = bar
+        try:
+            return trainer.fit()
+        finally:
+            trainer.progress = None

@@ -1,6 +1,7 @@
 """Watching a training run: learning curves on held-out data, checkpoints, and the L1 controller.
 
-``training.train_sae(..., monitor=Monitor(...))`` calls :meth:`Monitor.after_step` after every SAETrainer step.
+``training.train_sae(..., monitor=Monitor(...))`` calls :meth:`Monitor.after_step` after every training step (of
+SAELens' ``SAETrainer`` or of :class:`~metasae_utils.training.lean.FastTrainer`, which exposes the same attributes).
 Nothing here draws random numbers or touches the trainer's state except the L1 coefficient (and only when a target
 L0 is given), so a monitored run without a target gives bit-for-bit the SAE of a plain run.
 
@@ -80,7 +81,8 @@ class Monitor:
         sched = trainer.coefficient_schedulers.get("l1")
         if sched is None:
             raise ValueError("target_l0 steers an L1 coefficient: only standard SAEs have one")
-        self._l0_sum += float((output.feature_acts > 0).float().sum(-1).mean())
+        l0 = getattr(output, "l0", None)  # the fast step reports it; SAETrainer's output has the activations
+        self._l0_sum += float((output.feature_acts > 0).float().sum(-1).mean()) if l0 is None else float(l0)
         self._l0_n += 1
         if step % self.control_every or step <= sched.warm_up_steps or step > self.control_until * self.n_steps:
             return
@@ -115,7 +117,7 @@ def inference_copy(trainer, normalize_decoder_rows: bool = True):
 
 
 def _metrics(sae, acts: torch.Tensor) -> dict:
-    from .evaluate import reconstruction_metrics
+    from ..evaluate import reconstruction_metrics
     r = reconstruction_metrics(sae, acts)
     return {"l0": r["l0"], "fvu": r["fvu"], "mse": r["mse"]}
 
