@@ -86,14 +86,18 @@ def band_samples(sae, acts: torch.Tensor, amax: torch.Tensor, bands=BANDS, batch
 @torch.no_grad()
 def window_activations(sae, acts: torch.Tensor, latents: torch.Tensor, windows: torch.Tensor,
                        batch_size: int = 4096) -> torch.Tensor:
-    """Activation of ``latents[j]`` on each row of ``windows[j]`` (rows of ``acts``, -1: none → 0); same shape."""
+    """Activation of ``latents[j]`` on each row of ``windows[j]`` (rows of ``acts``, -1: none → 0); same shape.
+    Each distinct row is encoded once (windows overlap, and all lie in ``acts``), in chunks of ``batch_size``."""
     flat_rows, flat_lat = windows.reshape(-1), latents[:, None].expand_as(windows).reshape(-1)
     out = torch.zeros(len(flat_rows))
     ok = (flat_rows >= 0).nonzero().squeeze(1)
-    for s in range(0, len(ok), batch_size):
-        idx = ok[s:s + batch_size]
-        f = sae.encode(acts[flat_rows[idx]].to(sae.W_dec.device, sae.W_dec.dtype)).float().cpu()
-        out[idx] = f.gather(1, flat_lat[idx, None]).squeeze(1)
+    rows, where = torch.unique(flat_rows[ok], return_inverse=True)  # rows sorted; where: index into rows
+    order = where.argsort()
+    bounds = torch.searchsorted(where[order], torch.arange(0, len(rows) + batch_size, batch_size))
+    for c, s in enumerate(range(0, len(rows), batch_size)):
+        f = sae.encode(acts[rows[s:s + batch_size]].to(sae.W_dec.device, sae.W_dec.dtype)).float().cpu()
+        pick = order[bounds[c]:bounds[c + 1]]  # the (row, latent) pairs whose row is in this chunk
+        out[ok[pick]] = f[where[pick] - s, flat_lat[ok[pick]]]
     return out.reshape(windows.shape)
 
 

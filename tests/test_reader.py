@@ -214,3 +214,23 @@ def test_decompositions_link_their_ids_to_the_explorer():
     html = figures.decomposition_html("t", [{"meta": 217, "act": 0.3, "users": [(1185, "ctx"), ("label", "c")]}])
     assert 'href="08_explorer.html#meta-217"' in html and 'href="08_explorer.html#latent-1185"' in html
     assert "<b>label</b>" in html
+
+
+def test_window_activations_encode_each_row_once_and_match_a_dense_encode():
+    import torch
+    from metasae_utils import explorer
+
+    class Counting:
+        def __init__(self):
+            torch.manual_seed(0)
+            self.W_dec, self.W_enc, self.rows = torch.randn(7, 5), torch.randn(5, 7), 0
+
+        def encode(self, x):
+            self.rows += len(x)
+            return torch.relu(x.float() @ self.W_enc)
+    sae, acts = Counting(), torch.randn(50, 5)
+    win = torch.randint(-1, 50, (7, 9))
+    got = explorer.window_activations(sae, acts, torch.arange(7), win, batch_size=4)
+    dense = torch.relu(acts @ sae.W_enc)
+    want = torch.where(win >= 0, dense[win.clamp(min=0), torch.arange(7)[:, None].expand_as(win)], torch.zeros(()))
+    assert torch.allclose(got, want) and sae.rows == len(torch.unique(win[win >= 0]))
