@@ -79,7 +79,7 @@ def firing_rates(sae, acts: torch.Tensor, batch_size: int = 4096) -> torch.Tenso
 
 def alive_latents(fire_counts: torch.Tensor, n_tokens: int, min_rate: float = DEAD_RATE) -> torch.Tensor:
     """(d_sae,) bool: latents that fire on more than ``min_rate`` of ``n_tokens`` tokens (``fire_counts`` (d_sae,)
-    from :func:`reconstruction_metrics` on held-out activations; pass ``firing_rates(...)`` with ``n_tokens=1``).
+    from :func:`!reconstruction_metrics` on held-out activations; pass ``firing_rates(...)`` with ``n_tokens=1``).
     The authors' scripts drop dead latents before training a meta-SAE on several SAEs: their decoder rows are
     whatever initialisation and training left, not directions the SAE uses."""
     if n_tokens <= 0:

@@ -106,7 +106,7 @@ def size_vs_seed_row(pair: str, points: list[dict]) -> dict:
     """The ``size_vs_seed`` verdict of one pair (e.g. ``"2304→4608"``) from its annealed, live-only budget
     ``points`` (see the module docstring; points marked ``annealed: False`` or ``live_only: False`` are left out).
 
-    Returns a :func:`.registry.row` with ``value`` = the novel-fraction margin at the largest budget and ``control`` =
+    Returns a :func:`!metasae_utils.claims.registry.row` with ``value`` = the novel-fraction margin at the largest budget and ``control`` =
     the seed twin's novel fraction there, plus ``pair``, ``steps`` (the largest budget), ``margins`` (both margins
     there), ``fits`` (each margin's ``slope`` per doubling and its ``se``), ``extrapolation`` (for "undecided at this
     budget": ``steps`` at which both fitted margins reach 10 points, ``low`` / ``high`` from ± one standard error;

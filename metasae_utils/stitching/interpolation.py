@@ -179,7 +179,7 @@ def interpolate(
 ) -> list[dict]:
     """The (L0, MSE) path from the small SAE to the large one, swapping one group at a time.
 
-    Start from the small SAE; each step applies one group of :func:`swap_groups` (remove its small
+    Start from the small SAE; each step applies one group of :func:`!swap_groups` (remove its small
     latents, add its large latents, each keeping exactly its own activation thanks to the encoder-bias
     shift) or the decoder-bias step ``b_dec_small -> b_dec_large`` (a pseudo-group with ``group = -1``,
     ΔL0 = 0).  Because that bias step is part of the path, the final state IS the large SAE: the first
@@ -190,7 +190,7 @@ def interpolate(
     permutation.  ``b_dec_step`` = "auto" orders the bias step like any group, "first"/"last" pin it.
     ``removals`` = "last" keeps the "removed" groups (small latents with no match) for the end, in the same order
     rule: the walk the paper describes (swap matched groups, insert novel latents), then the removals as a segment
-    of their own (:func:`~.walk.walk_segments`).
+    of their own (:func:`!metasae_utils.stitching.walk.walk_segments`).
 
     Method: latents of ReLU / JumpReLU / Gated SAEs act independently, so with unit activations A (n, N)
     (small latents, large latents, bias) and decoder rows D (N, d) the squared error of a state is a

@@ -54,11 +54,11 @@ def pair_numbers(small, large, activations: torch.Tensor, twin=None, threshold: 
                  paths: bool = True, dead_rate: float = DEAD_RATE) -> dict:
     """The claims' numbers on one pair, on held-out ``activations`` (n, d_in), live latents only.
 
-    Returns :func:`side_numbers` of ``small`` → ``large``.  ``twin``: an SAE of the large SAE's width and recipe with
+    Returns :func:`!side_numbers` of ``small`` → ``large``.  ``twin``: an SAE of the large SAE's width and recipe with
     another seed.  With it, the same measurement between the twins (``side_numbers(twin, large)``: the novel
     fraction of the large SAE's live latents against the twin, those novel latents inserted into the twin, its
     self-duplicates, its swap walk) is returned whole as ``twin`` and flat as ``twin_<key>`` for every key of
-    :data:`TWIN_KEYS` (``twin_novel_fraction``, ``twin_novel_lowers``, ``twin_recon_raises``, …); without a twin
+    :data:`!TWIN_KEYS` (``twin_novel_fraction``, ``twin_novel_lowers``, ``twin_recon_raises``, …); without a twin
     ``twin`` and every ``twin_<key>`` are None.
     """
     out = side_numbers(small, large, activations, threshold, seed, paths, dead_rate)

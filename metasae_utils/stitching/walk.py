@@ -1,7 +1,7 @@
 """The swap walk as the paper describes it: swap matched groups and insert novel latents, then remove the small
 latents nothing matched, as a segment of its own.
 
-The greedy interpolation of :func:`~.interpolation.interpolate` mixes removals of unmatched small latents into the
+The greedy interpolation of :func:`!metasae_utils.stitching.interpolation.interpolate` mixes removals of unmatched small latents into the
 walk; late in the walk most steps are such removals, so a rank correlation of step and MSE measures how the walk is
 built more than whether swapping is smooth.  Here the walk keeps the removals for the end
 (``interpolate(..., removals="last")``) and :func:`walk_segments` reports the two segments apart.  The claim is
@@ -20,7 +20,7 @@ SWAP_KINDS = ("matched", "novel", "b_dec")
 
 def swap_walk(small, large, activations, threshold: float = 0.7, progress: bool = False) -> list[dict]:
     """The greedy walk from ``small`` to ``large`` on ``activations`` (n, d_in) with the removals last: a list of
-    path points as :func:`~.interpolation.interpolate` returns them."""
+    path points as :func:`!metasae_utils.stitching.interpolation.interpolate` returns them."""
     return interpolate(small, large, activations, threshold=threshold, order="greedy", removals="last",
                        progress=progress)
 
