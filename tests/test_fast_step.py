@@ -181,3 +181,15 @@ def test_cached_branches_resume_from_the_last_completed_branch(tmp_path, monkeyp
     assert len(calls) == 40 - 16  # from the 20-step branch point (16) to 40, not from 0
     assert torch.equal(training.load_sae(redo[40]).W_dec.detach(), w40)
     assert schedule.branch_overhead([250, 500, 1000, 2000], 0.2) == pytest.approx((1600 + 50 + 100 + 200 + 400) / 2000)
+
+
+def test_branches_are_bit_identical_across_fresh_caches(tmp_path, monkeypatch):
+    """The branched path is deterministic: two runs in two empty caches give the same bytes for every branch."""
+    x = _data()
+    got = []
+    for name in ("a", "b"):
+        monkeypatch.setenv("METASAE_CACHE", str(tmp_path / name))
+        paths = branches.cached_branches("saes-branch", {"test": "determinism"}, [10, 20], 0.2, lambda: training.make_trainer(
+            x, S, n_steps=20, batch_size=128, lr=1e-3, seed=5, l1_coefficient=4.0, autocast=False))
+        got.append({b: (p / "sae_weights.safetensors").read_bytes() for b, p in paths})
+    assert got[0] == got[1]

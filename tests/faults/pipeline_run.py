@@ -12,6 +12,7 @@ from metasae_utils.presets import resolve
 
 #: the ci preset, shrunk: 3 chunks of training activations (256 sequences each), two small SAEs.
 OVERRIDES = {"n_train_tokens": 40_000, "n_eval_tokens": 1_000, "widths": [64, 128], "train_epochs": 0.25,
+             "budget_multiples": None, "budget_reach": None,  # the plain recipe: one "saes" entry per SAE
              "n_ce_seqs": 2}
 
 
