@@ -145,10 +145,13 @@ def test_branched_member_is_the_plain_recipe_and_longer_budgets_exist(tmp_cache)
     acts = torch.randn(4096, 16) @ torch.randn(16, 16)
     common = dict(widths=[16, 32], train_batch_size=256, train_epochs=2.0, n_train_tokens=4096, curve_points=4,
                   target_l0=4, lr_decay_fraction=0.2, twins=0, train_dtype="float32")
-    plain = resolve("ci", budget_multiples=None, budget_reach=None, **common)
+    import dataclasses
+    plain = dataclasses.replace(resolve("ci", **common), budget_multiples=None, budget_reach=None)  # None in resolve keeps the preset's
     branched = resolve("ci", budget_multiples=[0.5, 1.0, 2.0], budget_reach=[2.0, 1.0], budget_anneal_fraction=0.2,
                        **common)
+    assert plain.budget_multiples is None and branched.budget_multiples == (0.5, 1.0, 2.0)
     a = families.train_family(plain, acts, "acts-key", progress=False, eval_acts=acts[:512])
+    assert "branches" not in a[0].info
     b = families.train_family(branched, acts, "acts-key", progress=False, eval_acts=acts[:512])
     for x, y in zip(a, b):
         assert torch.allclose(x.sae.W_dec, y.sae.W_dec, rtol=1e-4, atol=1e-6), x.name
