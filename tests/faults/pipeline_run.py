@@ -31,6 +31,8 @@ def family_metrics(cfg) -> list[dict]:
     keeps a preset's value, so the branches are switched off here."""
     import dataclasses
     cfg = dataclasses.replace(cfg, budget_multiples=None, budget_reach=None)
+    from metasae_utils import precision
+    precision.configure(cfg.train_dtype, "cpu")  # as book.configure does in a chapter: the same dtype in and out of a build
     data = collect(cfg)
     members = families.load_family(cfg, data.model.cfg.d_model, data.train.acts, data.train.key, progress=False)
     rows = evaluate.evaluate_family(members, data.model, cfg.hook, data.eval.acts,
