@@ -118,13 +118,13 @@ class Config:
     l0_targets: tuple = field(default=(), metadata={
         "doc": "further target L0s: l0_widths (and a seed twin of the larger) trained at each, plus l0_extra; the "
                "L0 axis of the Frankenstein frontier, L0 sensitivity and the canonicality map (family: train)",
-        "item": float, **_range(0.5, 4096.0, positive=True)})
+        "item": float, "empty_ok": True, **_range(0.5, 4096.0, positive=True)})
     l0_widths: tuple = field(default=(), metadata={
         "doc": "the pair of family widths trained at every l0_targets (the L0-sensitivity pair)", "item": int,
-        **_range(1, 2**22)})
+        "empty_ok": True, **_range(1, 2**22)})
     l0_extra: tuple = field(default=(), metadata={
         "doc": "further single SAEs as 'width@L0' strings (e.g. '4608@64'): the Frankenstein frontier's upper end",
-        "item": str})
+        "item": str, "empty_ok": True})
     compare_architectures: tuple = field(default=("batchtopk",), metadata={
         "doc": "further architectures trained at the same widths for comparison (family: train)", "item": str,
         "choices": ARCHITECTURES})
@@ -237,9 +237,10 @@ def _check_type(name: str, value: Any):
             raise ConfigError(f"parameter '{name}' = {value!r} is not allowed; allowed: {', '.join(map(str, allowed))}")
         return value
     if hint is tuple:
-        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or len(value) == 0:
-            raise ConfigError(f"parameter '{name}' must be a non-empty list of {meta['item'].__name__}, "
-                              f"got {value!r}")
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or \
+                (len(value) == 0 and not meta.get("empty_ok")):
+            raise ConfigError(f"parameter '{name}' must be a{'' if meta.get('empty_ok') else ' non-empty'} list of "
+                              f"{meta['item'].__name__}, got {value!r}")
         return tuple(_check_scalar(f"{name}[{i}]", v, meta["item"], meta) for i, v in enumerate(value))
     return _check_scalar(name, value, hint, meta)
 
@@ -343,12 +344,13 @@ def _check_l0(cfg) -> None:
         return
     if cfg.l0_targets and (len(cfg.l0_widths) != 2 or not set(cfg.l0_widths) <= set(cfg.widths)):
         raise ConfigError(f"parameter 'l0_widths' = {list(cfg.l0_widths)} must be two of 'widths' = "
-                          f"{list(cfg.widths)} when 'l0_targets' is given")
+                          f"{list(cfg.widths)} when 'l0_targets' is given (or set l0_targets: [] and l0_extra: [] to train no "
+                          "L0 variants)")
     for item in cfg.l0_extra:
         w, _, l0 = str(item).partition("@")
         if not (w.isdigit() and int(w) in cfg.widths and l0.replace(".", "", 1).isdigit() and float(l0) > 0):
             raise ConfigError(f"parameter 'l0_extra' holds {item!r}: write 'width@L0' with a width of 'widths' = "
-                              f"{list(cfg.widths)}, e.g. '{cfg.widths[-1]}@64'")
+                              f"{list(cfg.widths)}, e.g. '{cfg.widths[-1]}@64' (or l0_extra: [] for none)")
 
 
 def is_preset_file(name) -> bool:

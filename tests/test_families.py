@@ -77,7 +77,7 @@ def test_pretrained_family_without_hub_fails_fast(monkeypatch):
 def test_trained_family_round_trips_and_is_reused(tmp_cache):
     torch.manual_seed(0)
     acts = torch.randn(2048, 16) @ torch.randn(16, 16)
-    cfg = resolve("ci", widths=[8, 16], train_batch_size=256, train_epochs=1.0, n_train_tokens=2048,
+    cfg = resolve("ci", widths=[8, 16], l0_targets=[], l0_extra=[], train_batch_size=256, train_epochs=1.0, n_train_tokens=2048,
                   compare_architectures=["batchtopk"], k=4)
     members = families.train_family(cfg, acts, "acts-key", progress=False)
     assert [m.sae.cfg.d_sae for m in members] == [8, 16]
@@ -121,7 +121,7 @@ def test_widths_start_from_independent_initialisations(tmp_cache):
     """Regression: one seed for every width made a wider SAE's first rows start equal to the narrower SAE's."""
     from metasae_utils import stitching
     acts = torch.randn(512, 16)
-    cfg = resolve("ci", widths=[16, 32], train_batch_size=256, n_train_tokens=1000, train_epochs=0.5, lr=1e-7)
+    cfg = resolve("ci", widths=[16, 32], l0_targets=[], l0_extra=[], train_batch_size=256, n_train_tokens=1000, train_epochs=0.5, lr=1e-7)
     a, b = families.train_family(cfg, acts, "acts-key", progress=False)
     cos, _ = stitching.max_cosine(b.sae.W_dec[:16].detach(), a.sae.W_dec.detach())
     assert cos.max() < 0.99
@@ -143,7 +143,7 @@ def test_branched_member_is_the_plain_recipe_and_longer_budgets_exist(tmp_cache)
     (L1 warm-up, controller and decay of the family's run, whatever the longest budget); longer budgets exist."""
     torch.manual_seed(0)
     acts = torch.randn(4096, 16) @ torch.randn(16, 16)
-    common = dict(widths=[16, 32], train_batch_size=256, train_epochs=2.0, n_train_tokens=4096, curve_points=4,
+    common = dict(widths=[16, 32], l0_targets=[], l0_extra=[], train_batch_size=256, train_epochs=2.0, n_train_tokens=4096, curve_points=4,
                   target_l0=4, lr_decay_fraction=0.2, twins=0, train_dtype="float32")
     import dataclasses
     plain = dataclasses.replace(resolve("ci", **common), budget_multiples=None, budget_reach=None)  # None in resolve keeps the preset's

@@ -90,7 +90,7 @@ def test_nan_inf_negative_zero_and_huge_fail_or_are_in_range(name, value):
     if ok:  # zero is a valid seed, L1 coefficient, lr-decay fraction, number of curve points and of twins, latent id
         assert name in ("seed", "l1_coefficient", "lr_decay_fraction", "curve_points", "twins", "named_latent") \
             and value == 0
-        validate({**resolve("ci").as_dict(), name: override, "widths": [64]} if not is_list
+        validate({**resolve("ci").as_dict(), name: override, "widths": [64], "l0_targets": [], "l0_extra": []} if not is_list
                  else {**resolve("ci").as_dict(), name: [value + 1]})
         return
     with pytest.raises(ConfigError) as e:

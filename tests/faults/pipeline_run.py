@@ -11,7 +11,8 @@ from metasae_utils import evaluate, families, sources
 from metasae_utils.presets import resolve
 
 #: the ci preset, shrunk: 3 chunks of training activations (256 sequences each), two small SAEs.
-OVERRIDES = {"n_train_tokens": 40_000, "n_eval_tokens": 1_000, "widths": [64, 128], "train_epochs": 0.25,
+OVERRIDES = {"n_train_tokens": 40_000, "n_eval_tokens": 1_000, "widths": [64, 128], "l0_targets": [],
+             "l0_extra": [], "train_epochs": 0.25,
              "n_ce_seqs": 2}
 
 
