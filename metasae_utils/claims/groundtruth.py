@@ -42,8 +42,8 @@ def meta_truth_verdicts(mt: dict) -> list[dict]:
 
 
 def _spread_text(s: dict) -> str:
-    """'42.1 % ± 0.8 (std, 3 seeds)' for a :func:`metasae_utils.meta.spread` of shares."""
-    std = "n/a" if math.isnan(s["std"]) else f"{100 * s['std']:.1f}"
+    """'42.1 % ± 0.83 (std, 3 seeds)' for a :func:`metasae_utils.meta.spread` of shares."""
+    std = "n/a" if math.isnan(s["std"]) else f"{100 * s['std']:.2f}"
     return f"{100 * s['mean']:.1f} % ± {std} (std, {s['n']} seeds)"
 
 
@@ -57,7 +57,7 @@ def matryoshka_meta_row(vm: dict, vb: dict) -> dict:
     se_p = (math.sqrt(sum((x - sum(paired) / len(paired)) ** 2 for x in paired) / (len(paired) - 1) / len(paired))
             if len(paired) >= 2 else math.nan)
     text = (f"Matryoshka {_spread_text(vm)} vs BatchTopK {_spread_text(vb)} of decoder variance explained; "
-            f"difference {100 * diff:+.1f} points, SE {100 * se:.1f} (Welch; paired {100 * se_p:.1f}), over the "
+            f"difference {100 * diff:+.1f} points, SE {100 * se:.2f} (Welch; paired {100 * se_p:.2f}), over the "
             f"meta-SAE's seeds (each base SAE trained once)")
     if min(vm["n"], vb["n"]) < 2 or math.isnan(se):
         return row("matryoshka_meta", text + ": fewer than 2 seeds, no spread", "untestable here", diff, control)

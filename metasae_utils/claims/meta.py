@@ -50,10 +50,11 @@ def _split_row(split: dict) -> dict:
 
 
 def _seeds_text(s: dict) -> str:
-    """'0.708 ± 0.004 (std; SE 0.002; seeds: 0.705, 0.708, 0.712)' for a :func:`metasae_utils.meta.spread`."""
-    def f(v):
-        return "n/a" if v is None or math.isnan(v) else f"{v:.3f}"
-    return f"{f(s['mean'])} ± {f(s['std'])} (std; SE {f(s['se'])}; seeds: {', '.join(f(v) for v in s['values'])})"
+    """'0.708 ± 0.0040 (std; SE 0.0023; seeds: 0.705, 0.708, 0.712)' for a :func:`metasae_utils.meta.spread`."""
+    def f(v, spec=".3f"):
+        return "n/a" if v is None or math.isnan(v) else format(v, spec)
+    return (f"{f(s['mean'])} ± {f(s['std'], '.4f')} (std; SE {f(s['se'], '.4f')}; seeds: "
+            f"{', '.join(f(v) for v in s['values'])})")
 
 
 def meta_sparse_row(cos: dict, cos_random: dict, l0: float, k: int = 4) -> dict:
