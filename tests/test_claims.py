@@ -203,14 +203,20 @@ def test_meta_verdicts_carry_their_controls():
              "mean_gain_one_to_one": 0.1, "se_gain_one_to_one": 0.1, "frac_one_to_one_use_more": 0.3}
     usage, cos = {576: 1.5, 1152: 2.0}, {576: 0.80, 1152: 0.78}
     v = {r["id"]: r["verdict"] for r in claims.meta_verdicts(_mm(0.55, 0.8, 0.02), _mm(0.2, 0.4, 0.01), resemble,
-                                                             usage, cos, split)}
+                                                             usage, cos, split, seeds=_seeds([0.80, 0.81, 0.79],
+                                                                                              [0.40, 0.41, 0.39]))}
     assert v == {"meta_sparse": "reproduced", "meta_interpretable": "qualitative", "meta_variance": "reproduced",
                  "meta_most_shared": "reproduced", "meta_resemble_smaller": "reproduced",
                  "smaller_use_fewer": "reproduced", "split_gains": "reproduced"}
     # random rows explain as much: neither the fit nor the variance says anything about structure
     v = {r["id"]: r["verdict"] for r in claims.meta_verdicts(_mm(0.55, 0.8, 0.02), _mm(0.5, 0.75, 0.01), resemble,
-                                                             usage, cos, split)}
+                                                             usage, cos, split, seeds=_seeds([0.80, 0.81, 0.79],
+                                                                                              [0.75, 0.76, 0.74]))}
     assert v["meta_sparse"] == "not reproduced" and v["meta_variance"] == "not reproduced"
+    # one meta-SAE seed has no spread: meta_sparse cannot be judged
+    v = {r["id"]: r["verdict"] for r in claims.meta_verdicts(_mm(0.55, 0.8, 0.02), _mm(0.2, 0.4, 0.01), resemble,
+                                                             usage, cos, split)}
+    assert v["meta_sparse"] == "untestable here"
     # counts that follow fit quality cannot test the claim
     rows = {r["id"]: r for r in claims.meta_verdicts(_mm(0.55, 0.8, 0.02), _mm(0.2, 0.4, 0.01), resemble,
                                                      usage, {576: 0.87, 1152: 0.66}, split)}
@@ -226,6 +232,68 @@ def test_meta_verdicts_carry_their_controls():
         {"n_splits": 0, "mean_gain": float("nan"), "frac_children_use_more": float("nan"),
          "frac_one_to_one_use_more": float("nan")})}
     assert none["split_gains"] == "untestable here"
+
+
+def _spread(values):
+    from metasae_utils.meta import spread
+    return spread(values)
+
+
+def _seeds(base, random, l0=4.0):
+    """``meta_verdicts``' ``seeds``: over_seeds-shaped results with the given per-seed mean cosines."""
+    return {"base": {"mean_cosine": _spread(base), "mean_meta_latents_per_latent": _spread([l0] * len(base))},
+            "random": {"mean_cosine": _spread(random)}}
+
+
+def _around(mean, se, n=3):
+    """n values with the given mean and standard error (std = se * sqrt(n))."""
+    std = se * math.sqrt(n)
+    if n == 3:  # values mean - std, mean, mean + std have sample std = std
+        return [mean - std, mean, mean + std]
+    raise ValueError(n)
+
+
+def test_meta_sparse_over_seeds():
+    row = claims.meta_sparse_row
+    ctl = _spread(_around(0.4, 0.01))
+    v = lambda m, se, c=ctl: row(_spread(_around(m, se)), c, 4.0)["verdict"]
+    assert v(0.80, 0.01) == "reproduced"
+    assert v(0.75, 0.02499) == "reproduced"  # mean - 2 SE just above 0.70
+    assert v(0.75, 0.02501) == "undecided at this budget"  # mean - 2 SE just below 0.70
+    assert v(0.708, 0.01) == "undecided at this budget"  # one seed's 0.708 against a 0.70 line is not decisive
+    assert v(0.69, 0.01) == "undecided at this budget"  # 0.7 within mean + 2 SE
+    assert v(0.65, 0.02) == "not reproduced"  # mean + 2 SE = 0.69 < 0.7
+    assert v(0.68, 0.01001) == "undecided at this budget"  # mean + 2 SE just above 0.70: 0.7 is inside
+    assert v(0.68, 0.00999) == "not reproduced"  # mean + 2 SE just below 0.70
+    assert v(0.80, 0.01, _spread(_around(0.71, 0.01))) == "not reproduced"  # 0.09 above the control
+    assert v(0.80, 0.01, _spread(_around(0.699, 0.01))) == "reproduced"  # > 0.1 above the control
+    assert v(0.80, 0.01, _spread(_around(0.75, 0.01))) == "not reproduced"
+    r = row(_spread([0.81, 0.80, 0.82]), ctl, 3.5)
+    assert r["value"] == pytest.approx(0.81) and r["control"]["value"] == pytest.approx(0.4)
+    assert "3 meta-SAE seeds" in r["ours"] and "0.810" in r["ours"] and "same seeds" in r["control"]["name"]
+    assert row(_spread([0.9]), ctl, 4.0)["verdict"] == "untestable here"  # no spread from one seed
+    assert "meta-SAE seeds" in claims.CLAIMS["meta_sparse"].rule and "base SAE" in claims.CLAIMS["meta_sparse"].rule
+
+
+def test_matryoshka_meta_over_seeds():
+    row = claims.matryoshka_meta_row
+    b = _spread(_around(0.55, 0.005))
+    v = lambda m, se: row(_spread(_around(m, se)), b)["verdict"]
+    # Welch SE = sqrt(se^2 + 0.005^2)
+    assert v(0.42, 0.005) == "reproduced"  # -13 points, SE 0.7
+    assert v(0.53, 0.005) == "partly"  # -2 points, 2 SE = 1.4 points
+    assert v(0.515, 0.005) == "reproduced"  # -3.5 points beyond 2 SE
+    assert v(0.5201, 0.005) == "partly"  # just above -3 points
+    assert v(0.5199, 0.005) == "reproduced"  # just below -3 points
+    assert v(0.56, 0.005) == "not reproduced"  # +1 point beyond 2 SE: the other direction
+    assert v(0.545, 0.005) == "not reproduced"  # -0.5 within 2 SE = 1.4 points <= 3 points
+    assert v(0.50, 0.05) == "underpowered"  # -5 points, but 2 SE = 10 points
+    assert v(0.53, 0.02) == "underpowered"  # within 2 SE (4.1 points) and 2 SE > 3 points
+    r = row(_spread([0.42, 0.43, 0.44]), _spread([0.55, 0.56, 0.57]))
+    assert r["value"] == pytest.approx(-0.13) and r["control"]["value"] == 0.0
+    assert "Welch" in r["ours"] and "paired" in r["ours"] and "3 seeds" in r["ours"]
+    assert row(_spread([0.42]), _spread([0.55]))["verdict"] == "untestable here"
+    assert "meta-SAE seeds" in claims.CLAIMS["matryoshka_meta"].rule
 
 
 def test_split_gains_judges_mean_gains_not_shares():
@@ -268,14 +336,20 @@ def test_architecture_verdicts():
     by = {"standard": {"meta_variance_explained": 0.6, "novel_lowers": 0.9, "self_duplicate": 0.1},
           "batchtopk": {"meta_variance_explained": 0.55, "novel_lowers": 0.7, "self_duplicate": 0.2},
           "matryoshka_batchtopk": {"meta_variance_explained": 0.42, "novel_lowers": float("nan")}}
-    rows = {r["id"]: r for r in claims.architecture_verdicts(by)}
+    seeds = {"batchtopk": {"variance_explained": _spread([0.54, 0.55, 0.56])},
+             "matryoshka_batchtopk": {"variance_explained": _spread([0.41, 0.42, 0.43])}}
+    rows = {r["id"]: r for r in claims.architecture_verdicts(by, seeds)}
     assert rows["matryoshka_meta"]["verdict"] == "reproduced"
     assert rows["matryoshka_meta"]["value"] == pytest.approx(-0.13)
+    # the seeds decide, not the single meta-SAE of the compare rows
+    assert claims.architecture_verdicts(by)[0]["verdict"] == "untestable here"
+    seeds["batchtopk"] = {"variance_explained": _spread([0.43, 0.44, 0.45])}
+    assert claims.architecture_verdicts(by, seeds)[0]["verdict"] == "partly"
     assert rows["novel_across_arch"]["verdict"] == "reproduced" and rows["novel_across_arch"]["value"] == 0.7
     assert rows["novel_across_arch"]["ours"] == "standard: 90 %, batchtopk: 70 %"
     by["batchtopk"] = {"meta_variance_explained": 0.43, "novel_lowers": 0.2}
     rows = {r["id"]: r for r in claims.architecture_verdicts(by)}
-    assert rows["matryoshka_meta"]["verdict"] == "partly" and rows["novel_across_arch"]["verdict"] == "partly"
+    assert rows["novel_across_arch"]["verdict"] == "partly"
     rows = {r["id"]: r for r in claims.architecture_verdicts({"standard": {"meta_variance_explained": 0.5,
                                                                            "novel_lowers": None}})}
     assert rows["matryoshka_meta"]["verdict"] == "untestable here"

@@ -3,6 +3,8 @@ atoms, so a working meta-SAE must find the atoms and decompose each row into the
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -335,3 +337,39 @@ def test_named_latent_rule():
     assert stats[2]["name"] == "Paris" and stats[2]["count"] == 2
     assert pick_named_latent(torch.tensor([10, 11, 12]), stats)["latent"] == 11
     assert pick_named_latent(torch.tensor([10]), stats[:1]) is None
+
+
+# ---------------------------------------------------------------------------------------------------
+# meta-SAE seeds: per-seed numbers, their mean, std and standard error
+# ---------------------------------------------------------------------------------------------------
+
+def test_spread_and_difference_by_hand():
+    from metasae_utils.meta import difference, meta_seeds, spread
+    s = spread([1.0, 2.0, 3.0])
+    assert (s["n"], s["mean"], s["std"]) == (3, 2.0, 1.0) and s["se"] == pytest.approx(3 ** -0.5)
+    one = spread([0.7])
+    assert one["mean"] == 0.7 and math.isnan(one["std"]) and math.isnan(one["se"])
+    d = difference(spread([0.40, 0.42, 0.44]), spread([0.55, 0.56, 0.60]))
+    assert d["diff"] == pytest.approx(0.42 - 0.57)
+    assert d["se_welch"] == pytest.approx(math.sqrt(0.02 ** 2 / 3 + 0.0264575 ** 2 / 3), rel=1e-4)
+    assert d["se_paired"] == pytest.approx(spread([-0.15, -0.14, -0.16])["se"])
+    assert meta_seeds(0) == [0, 1, 2] and meta_seeds(5, 2) == [5, 6]
+    with pytest.raises(ValueError):
+        meta_seeds(-1)
+
+
+def test_over_seeds_differs_across_seeds_and_repeats_per_seed(toy):
+    from metasae_utils.meta import meta_seeds, over_seeds, train_meta_sae
+    dec = toy[2][:300]
+    make = lambda s: train_meta_sae(dec, 16, 2, steps=15, batch_size=64, lr=1e-3, seed=s, progress=False)
+    got = over_seeds(make, dec, meta_seeds(0))
+    cos = got["mean_cosine"]
+    assert got["seeds"] == [0, 1, 2] and cos["n"] == 3 and len(got["per_seed"]) == 3
+    assert len(set(cos["values"])) == 3  # each seed trains another meta-SAE
+    assert cos["std"] > 0 and cos["se"] == pytest.approx(cos["std"] / math.sqrt(3))
+    assert cos["mean"] == pytest.approx(sum(cos["values"]) / 3)
+    again = over_seeds(make, dec, [1])
+    assert again["mean_cosine"]["values"] == [cos["values"][1]]  # the same seed, the same meta-SAE
+    assert again["variance_explained"]["values"] == [got["variance_explained"]["values"][1]]
+    with pytest.raises(ValueError):
+        over_seeds(make, dec, [])

@@ -41,16 +41,51 @@ def meta_truth_verdicts(mt: dict) -> list[dict]:
                 both_verdict(found >= 0.5, ok_used), used, ("chance: the meta-latent's base usage rate", chance))]
 
 
-def architecture_verdicts(by_arch: dict[str, dict]) -> list[dict]:
+def _spread_text(s: dict) -> str:
+    """'42.1 % ± 0.83 (std, 3 seeds)' for a :func:`metasae_utils.meta.spread` of shares."""
+    std = "n/a" if math.isnan(s["std"]) else f"{100 * s['std']:.2f}"
+    return f"{100 * s['mean']:.1f} % ± {std} (std, {s['n']} seeds)"
+
+
+def matryoshka_meta_row(vm: dict, vb: dict) -> dict:
+    """The ``matryoshka_meta`` row.  ``vm`` / ``vb``: :func:`metasae_utils.meta.spread` of the variance explained by
+    the meta-SAE recipe over its seeds, on the Matryoshka / BatchTopK larger SAE (one fixed SAE each)."""
+    control = ("no difference", 0.0)
+    diff = vm["mean"] - vb["mean"]
+    se = math.sqrt(vm["se"] ** 2 + vb["se"] ** 2)
+    paired = [a - b for a, b in zip(vm["values"], vb["values"])] if vm["n"] == vb["n"] else []
+    se_p = (math.sqrt(sum((x - sum(paired) / len(paired)) ** 2 for x in paired) / (len(paired) - 1) / len(paired))
+            if len(paired) >= 2 else math.nan)
+    text = (f"Matryoshka {_spread_text(vm)} vs BatchTopK {_spread_text(vb)} of decoder variance explained; "
+            f"difference {100 * diff:+.1f} points, SE {100 * se:.2f} (Welch; paired {100 * se_p:.2f}), over the "
+            f"meta-SAE's seeds (each base SAE trained once)")
+    if min(vm["n"], vb["n"]) < 2 or math.isnan(se):
+        return row("matryoshka_meta", text + ": fewer than 2 seeds, no spread", "untestable here", diff, control)
+    if diff < -2 * se:
+        verdict = "reproduced" if diff < -0.03 else "partly"
+    elif diff > 2 * se:
+        verdict = "not reproduced"
+    elif 2 * se > 0.03:
+        verdict, text = "underpowered", text + ": within ± 2 SE of 0, and 2 SE > 3 points"
+    else:
+        verdict, text = "not reproduced", text + ": within ± 2 SE of 0 (2 SE ≤ 3 points: a 3-point drop would show)"
+    return row("matryoshka_meta", text, verdict, diff, control)
+
+
+def architecture_verdicts(by_arch: dict[str, dict], seeds: dict[str, dict] | None = None) -> list[dict]:
     """``by_arch``: architecture -> its :func:`!metasae_utils.architectures.compare_pair` row (on real activations),
     with ``self_duplicate`` (:func:`metasae_utils.stitching.self_duplicate_control` of the smaller SAE) where the
-    architecture can be stitched."""
-    if "matryoshka_batchtopk" in by_arch and "batchtopk" in by_arch:
-        vm = by_arch["matryoshka_batchtopk"]["meta_variance_explained"]
-        vb = by_arch["batchtopk"]["meta_variance_explained"]
-        verdict = "reproduced" if vm < vb - 0.03 else "partly" if vm < vb else "not reproduced"
-        out = [row("matryoshka_meta", f"Matryoshka {100 * vm:.1f} % vs BatchTopK {100 * vb:.1f} %", verdict, vm - vb,
-                   ("no difference", 0.0))]
+    architecture can be stitched; ``seeds``: architecture -> :func:`metasae_utils.meta.over_seeds` of the meta-SAE
+    recipe on that architecture's larger SAE (``matryoshka_meta`` is judged over those seeds; without them, on the
+    one meta-SAE of ``by_arch``, it is untestable: one seed has no spread)."""
+    pair = ("matryoshka_batchtopk", "batchtopk")
+    if all(a in by_arch for a in pair):
+        if seeds is not None and all(a in seeds for a in pair):
+            vm, vb = (seeds[a]["variance_explained"] for a in pair)
+        else:
+            vm, vb = ({"values": [by_arch[a]["meta_variance_explained"]], "n": 1,
+                       "mean": by_arch[a]["meta_variance_explained"], "std": math.nan, "se": math.nan} for a in pair)
+        out = [matryoshka_meta_row(vm, vb)]
     else:
         out = [row("matryoshka_meta", "Matryoshka or BatchTopK not in arch_compare", "untestable here", None,
                    ("no difference", 0.0))]

@@ -92,8 +92,14 @@ _DECLARED = (
           "interpolated (not extrapolated) frontier; partly when the equal-width comparison holds on both axes only"),
     Claim("meta_sparse", "Meta-SAEs", "a k = 4 meta-SAE reconstructs each latent's direction from a few meta-latents",
           "≈ 4 meta-latents per latent (k = 4) explain a latent",
-          "control: a meta-SAE of the same recipe on random unit rows; reproduced when the mean cosine between a "
-          "decoder row and its reconstruction is ≥ 0.7 and ≥ 0.1 above the control's"),
+          "seeds: 3 meta-SAE seeds (the preset's seed, +1, +2) on the one fixed base SAE, so the spread is the "
+          "meta-SAE's training noise only, not the base SAE's (which is trained once); value: the mean over seeds of "
+          "the mean cosine between a live latent's decoder row and its reconstruction, with its standard error "
+          "(SE = std over seeds / √3; the std is shown too); control: a meta-SAE of the same recipe and the same seeds "
+          "on one fixed draw of random unit rows, its mean over seeds; reproduced when mean − 2 SE ≥ 0.7 and the mean "
+          "is ≥ 0.1 above the control's mean; not reproduced when the mean is < 0.1 above the control's mean, or when "
+          "mean + 2 SE < 0.7; else (0.7 within mean ± 2 SE) undecided at this budget (more meta-SAE seeds or steps "
+          "could decide); untestable here with fewer than 2 seeds (no spread)"),
     Claim("meta_interpretable", "Meta-SAEs", "decompositions are interpretable ('Einstein' → science, prominent "
                                              "figures, German, …)", "qualitative examples",
           "qualitative: read the decompositions in the chapter"),
@@ -150,8 +156,16 @@ _DECLARED = (
     Claim("matryoshka_meta", "Architectures", "a Matryoshka SAE's decoder is less compositional: a meta-SAE explains "
                                               "less of it than of a BatchTopK SAE's",
           "≈ 42 % vs ≈ 55 % (Matryoshka paper App. D.1)",
-          "control: no difference (0); reproduced when Matryoshka's variance explained is > 3 points below "
-          "BatchTopK's, partly when below"),
+          "seeds: 3 meta-SAE seeds (the preset's seed, +1, +2) on each architecture's one fixed larger SAE, so the "
+          "spread is the meta-SAE's training noise only, not the base SAEs' (each trained once); value: the "
+          "difference of the mean variance explained over seeds, Matryoshka − BatchTopK, with its Welch standard "
+          "error SE = √(SE_M² + SE_B²) (each SE = std over seeds / √3; the seeds are the same on both sides but the "
+          "decoders differ, so no pairing is assumed; the paired SE is shown beside); control: no difference (0); "
+          "reproduced when the difference is < −3 points and < −2 SE; partly when it is < −2 SE but ≥ −3 points; "
+          "not reproduced when it is > +2 SE (the other direction), or when it lies within ± 2 SE of 0 and 2 SE ≤ "
+          "3 points (a 3-point drop would have been seen); underpowered when it lies within ± 2 SE of 0 and 2 SE > "
+          "3 points (the seed spread hides a 3-point drop); untestable here when either architecture is missing or "
+          "has fewer than 2 seeds"),
     Claim("novel_across_arch", "Architectures", "inserting novel latents lowers the MSE for every stitchable "
                                                 "architecture at matched L0", "(the paper: standard SAEs only)",
           "control: the largest self-duplicate share among the architectures; untestable when it is > 50 %; "

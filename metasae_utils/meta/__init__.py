@@ -19,10 +19,12 @@ from .compare import (alive_latents, balanced_rows, cosine_by_group, family_deco
 from .graph import degree_preserving_random, edge_overlap, meta_edges, nearest_smaller, neighbour_edges
 from .naming import name_concentration, pick_named_latent, tokens_at
 from .decompose import Decomposition, Members, decompose, members, meta_metrics
+from .seeds import N_META_SEEDS, difference, meta_seeds, over_seeds, spread
 from .train import PAPER_META_SAE, PAPER_RATIO, cached_meta_sae, prepare_rows, train_meta_sae
 
 __all__ = ["PAPER_META_SAE", "prepare_rows", "train_meta_sae", "cached_meta_sae", "Decomposition", "Members",
            "decompose", "members", "meta_metrics", "similarity_to_saes", "usage_by_group", "split_usage",
            "resemblance", "family_decoders", "cosine_by_group", "random_rows", "balanced_rows",
            "alive_latents", "live_decoder", "meta_edges", "neighbour_edges", "edge_overlap", "degree_preserving_random",
-           "nearest_smaller", "name_concentration", "pick_named_latent", "tokens_at", "PAPER_RATIO"]
+           "nearest_smaller", "name_concentration", "pick_named_latent", "tokens_at", "PAPER_RATIO",
+           "N_META_SEEDS", "meta_seeds", "spread", "difference", "over_seeds"]
