@@ -33,6 +33,8 @@ FIGURE_DIGITS = 4
 MAX_LINE_POINTS = 1500  # a line trace with more points keeps every k-th (and its last) point in the book
 WIDE_COLUMNS = 6  # a table with more columns takes the page's full width
 TITLE_WIDTH = 80  # a figure title longer than this (characters, one line) is broken into lines
+NARROW_TITLE_WIDTH = 44  # ... and, on a screen narrower than NARROW_PX pixels, one longer than this
+NARROW_PX = 600
 _ROW = re.compile(r"<tr[^>]*>(.*?)</tr>", re.S)
 _CELL = re.compile(r"<t[hd][\s>]")
 
@@ -102,13 +104,18 @@ def figure_html(spec: dict, div_id: str) -> str:
     layout.setdefault("paper_bgcolor", "white")
     title = layout.get("title")
     text = title.get("text", "") if isinstance(title, dict) else title
-    if isinstance(text, str) and len(text) > TITLE_WIDTH and "<br>" not in text:
-        lines = wrap(text, TITLE_WIDTH).count("<br>") + 1
-        layout["title"] = {**(title if isinstance(title, dict) else {}), "text": wrap(text, TITLE_WIDTH),
-                           "yref": "container", "y": 1, "yanchor": "top", "pad": {"t": 32}}
-        margin = dict(layout.get("margin") or {})
-        margin["t"] = max(margin.get("t", 80), 60 + 24 * lines)
-        layout["margin"] = margin
+    fit = ""
+    if isinstance(text, str) and text:
+        # Every title hangs from the top below the mode bar's strip (pad), so the two never overlap; a long one is
+        # broken into lines, and on a narrow screen (a phone) into shorter lines in a smaller font.
+        wide = _title_layout(title, text, TITLE_WIDTH, layout.get("margin"), 17)
+        layout.update(wide)
+        if len(text) > NARROW_TITLE_WIDTH and "<br>" not in text:
+            narrow = _title_layout(title, text, NARROW_TITLE_WIDTH, layout.get("margin"), 14)
+            fit = (f'<script>(function(g, w, n) {{function f() {{Plotly.relayout(g, g.offsetWidth < {NARROW_PX} ? n : w)}}'
+                   f'window.addEventListener("resize", f); f()}})(document.getElementById("{escape(div_id)}"), '
+                   f'{json.dumps(_flat(wide), ensure_ascii=False)}, {json.dumps(_flat(narrow), ensure_ascii=False)})'
+                   '</script>')
     for axis in [k for k in layout if k.startswith(("xaxis", "yaxis"))]:
         layout[axis] = {"gridcolor": "#ebf0f8", "zerolinecolor": "#ebf0f8", "automargin": True, **layout[axis]}
     height = layout.get("height", 450)
@@ -118,7 +125,25 @@ def figure_html(spec: dict, div_id: str) -> str:
     return (f'<div id="{escape(div_id)}" class="plotly-graph-div" role="img" aria-label="{name}" title="{name}" '
             f'style="height:{int(height)}px;width:100%"></div>'
             f'<script>Plotly.newPlot("{escape(div_id)}",{data},{lay},'
-            '{"responsive":true,"displaylogo":false})</script>')
+            '{"responsive":true,"displaylogo":false})</script>' + fit)
+
+
+def _title_layout(title, text: str, width: int, margin, size: int) -> dict:
+    """The ``title`` and ``margin`` layout entries that set ``text`` (broken at ``width`` characters, font ``size``)
+    from the top of the figure below the mode bar, with a top margin that holds its lines."""
+    lines = wrap(text, width).count("<br>") + 1
+    font = {**((title or {}).get("font") or {} if isinstance(title, dict) else {}), "size": size}
+    t = {**(title if isinstance(title, dict) else {}), "text": wrap(text, width), "font": font,
+         "yref": "container", "y": 1, "yanchor": "top", "pad": {"t": 32}}
+    m = dict(margin or {})
+    m["t"] = max(m.get("t", 80), 40 + 12 + int(1.4 * size) * lines)
+    return {"title": t, "margin": m}
+
+
+def _flat(update: dict) -> dict:
+    """A ``Plotly.relayout`` update (``title.text``, ``margin.t``, …) from :func:`_title_layout`'s entries."""
+    return {"title.text": update["title"]["text"], "title.font.size": update["title"]["font"]["size"],
+            "margin.t": update["margin"]["t"]}
 
 
 def _html(out) -> str:

@@ -176,8 +176,11 @@ def context_html(tokenizer, tokens: torch.Tensor, seq: int, pos: int, before: in
     return _context(tokenizer, tokens, seq, pos, before, after, lambda p: f'<b style="background:#f6c85f">{p}</b>')
 
 
-def latent_table(tokenizer, acts_set, sae, latents: torch.Tensor, fire_counts: torch.Tensor, k: int = 3) -> str:
-    """HTML table: for each latent, its firing rate and its top-``k`` contexts on ``acts_set`` (Activations)."""
+def latent_table(tokenizer, acts_set, sae, latents: torch.Tensor, fire_counts: torch.Tensor, k: int = 3,
+                 link: bool = False) -> str:
+    """HTML table: for each latent (``latents``: (n,) long ids), its firing rate and its top-``k`` contexts on
+    ``acts_set`` (Activations); ``link``: the ids link to the explorer (only for the SAE the explorer shows)."""
+    from .explorer import link as explorer_link
     from .evaluate import top_activations
     vals, rows = top_activations(sae, acts_set.acts, latents, k=k)
     seqs, poss = acts_set.position(rows)
@@ -186,7 +189,8 @@ def latent_table(tokenizer, acts_set, sae, latents: torch.Tensor, fire_counts: t
     for j, lat in enumerate(latents.tolist()):
         ctx = "<br>".join(f"{context_html(tokenizer, acts_set.tokens, int(seqs[j, i]), int(poss[j, i]))} "
                           f"<small>({vals[j, i]:.2f})</small>" for i in range(k) if vals[j, i] > 0)
-        out.append(f"<tr><td>{lat}</td><td>{100 * fire_counts[lat].item() / n:.2f} %</td><td>{ctx}</td></tr>")
+        name = explorer_link(lat, str(lat)) if link else str(lat)
+        out.append(f"<tr><td>{name}</td><td>{100 * fire_counts[lat].item() / n:.2f} %</td><td>{ctx}</td></tr>")
     return "".join(out) + "</table>"
 
 

@@ -146,3 +146,18 @@ def test_activation_stats_and_logit_effects():
     uv, ui, dv, di = explorer.logit_effects(sae.W_dec, w_u, k=3, chunk=2)
     full = sae.W_dec @ w_u
     assert torch.equal(ui, full.topk(3, dim=1).indices) and torch.allclose(dv, -(-full).topk(3, dim=1).values)
+
+
+def test_figure_titles_hang_below_the_mode_bar_and_shorten_on_narrow_screens():
+    long = "Novel latents across sizes and across seeds against the training budget (annealed, live latents only)"
+    html = pages.figure_html({"data": [], "layout": {"title": {"text": long}}}, "fig-long")
+    assert html.count("<script>") == 2 and 'g.offsetWidth < 600' in html
+    import re
+    wide, narrow = map(json.loads, re.search(r'getElementById\("fig-long"\), (\{.*?\}), (\{.*\})\)</script>$',
+                                             html).groups())
+    assert wide["title.font.size"] == 17 and wide["title.text"].count("<br>") == 1
+    assert narrow["title.font.size"] == 14 and all(len(line) <= pages.NARROW_TITLE_WIDTH
+                                                   for line in narrow["title.text"].split("<br>"))
+    assert narrow["margin.t"] >= 40 + 20 * (narrow["title.text"].count("<br>") + 1)
+    short = pages.figure_html({"data": [], "layout": {"title": "Width vs CE loss recovered"}}, "fig-short")
+    assert short.count("<script>") == 1 and '"yanchor":"top"' in short and '"pad":{"t":32}' in short
