@@ -193,3 +193,18 @@ def test_branches_are_bit_identical_across_fresh_caches(tmp_path, monkeypatch):
             x, S, n_steps=20, batch_size=128, lr=1e-3, seed=5, l1_coefficient=4.0, autocast=False))
         got.append({b: (p / "sae_weights.safetensors").read_bytes() for b, p in paths})
     assert got[0] == got[1]
+
+
+@pytest.mark.parametrize("case", ["typical", "dead", "always_on"])
+def test_bf16_step_is_no_further_from_fp32_than_saelens_autocast(case):
+    """The bf16 step (encoder product in bf16, the sparse parts in fp32) against SAELens' exact fp32 gradients: its
+    error is at most that of SAELens' own step under bf16 autocast (measured at width 4608, L0 277: W_enc 1.8e-2
+    vs 2.1e-2), so a larger bf16-vs-fp32 gap after a whole run is the trajectory's, not a biased step."""
+    sae, x = _case(case)
+    _, _, exact = sparse.saelens_reference(sae, x, 2.0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, _, auto = sparse.saelens_reference(sae, x, 2.0)
+    ours = sparse.fwd_bwd(x, *_params(sae), 2.0, bf16=True, dense_above=1.0)
+    for name, got in zip(["W_encT", "b_enc", "W_dec", "b_dec"], ours.grads):
+        err, err_auto = _rel(got, exact[name]), _rel(auto[name].float(), exact[name])
+        assert 0 < err <= 1.1 * err_auto, (name, err, err_auto)
