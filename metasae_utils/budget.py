@@ -28,13 +28,18 @@ def _fraction(step: int | None, total: int | None) -> float:
     return 1.0 if step is None or not total else step / total
 
 
+def _common_keys(members, field: str) -> list[int]:
+    """The keys of ``m.info[field]`` (a dict keyed by steps) that every member has, ascending; [] when one has none."""
+    have = None
+    for m in members:
+        keys = set((m.info.get(field) or {}).keys())
+        have = keys if have is None else have & keys
+    return sorted(have or ())
+
+
 def common_steps(*members: Member) -> list[int]:
     """Checkpoint steps every member has (ascending); [] when a member has none."""
-    steps = None
-    for m in members:
-        have = set((m.info.get("checkpoints") or {}).keys())
-        steps = have if steps is None else steps & have
-    return sorted(steps or ())
+    return _common_keys(members, "checkpoints")
 
 
 def stitching_budget(small: Member, large: Member, twin: Member | None, activations: torch.Tensor,
@@ -74,11 +79,7 @@ def meta_budget(base: Member, train_meta, measure) -> list[dict]:
 
 def branch_budgets(*members: Member) -> list[int]:
     """Budgets (steps) at which every member has an annealed branch (ascending); [] without branches."""
-    have = None
-    for m in members:
-        b = set((m.info.get("branches") or {}).keys())
-        have = b if have is None else have & b
-    return sorted(have or ())
+    return _common_keys(members, "branches")
 
 
 def _at_branch(member: Member, budget: int) -> Member:

@@ -177,6 +177,40 @@ def load_twins(cfg: Config, train_acts: torch.Tensor, acts_key: str, eval_acts: 
                         widths=cfg.widths[-cfg.twins:], seed_offset=1, twin=True)
 
 
+def l0_plan(cfg: Config) -> list[tuple[int, float, int]]:
+    """The L0 variants a preset asks for, as ``(width, target L0, seed offset)``: ``l0_widths`` at every
+    ``l0_targets`` (seed offset 2) with a twin of the larger width (offset 3), then ``l0_extra`` (offset 2).  Offsets
+    2 and 3 keep every variant's initialisation apart from the family's (0) and its twins' (1), so an L0 variant
+    differs from the family member of its width in seed *and* L0 (compare with the seed twins: the seed-only floor)."""
+    plan = []
+    for t in cfg.l0_targets:
+        plan += [(w, float(t), 2) for w in cfg.l0_widths] + [(max(cfg.l0_widths), float(t), 3)]
+    for item in cfg.l0_extra:
+        w, _, t = str(item).partition("@")
+        if (int(w), float(t), 2) not in plan:
+            plan.append((int(w), float(t), 2))
+    return plan
+
+
+def load_l0_variants(cfg: Config, train_acts: torch.Tensor, acts_key: str, eval_acts: torch.Tensor | None = None,
+                     device: str = "cpu", progress: bool = True) -> list[Member]:
+    """The family's recipe at other target L0s (:func:`l0_plan`; empty when the preset asks for none or the family is
+    not trained here), each SAE trained to the family's budget (its budget branches up to 1x).  Names:
+    ``standard-<width>-l0<L0>`` and ``…-twin`` for the seed twin; ``info["target_l0"]`` and ``info["seed_offset"]``."""
+    import dataclasses
+    if cfg.family != "train" or cfg.architecture != "standard":
+        return []
+    out = []
+    for width, t, offset in l0_plan(cfg):
+        c = dataclasses.replace(cfg, target_l0=t, budget_reach=None)
+        m = train_family(c, train_acts, acts_key, device=device, progress=progress, eval_acts=eval_acts,
+                         widths=[width], seed_offset=offset)[0]
+        m.name = f"standard-{width}-l0{t:g}" + ("-twin" if offset == 3 else "")
+        m.info.update(target_l0=t, seed_offset=offset)
+        out.append(m)
+    return out
+
+
 def at_checkpoint(member: Member, step: int, device: str = "cpu") -> Member:
     """``member`` as it was after ``step`` training steps (a checkpoint saved by a monitored run)."""
     from . import training

@@ -81,20 +81,21 @@ def quadrant_table(panels: list[dict]) -> str:
 
 
 def frankenstein_plane(family_points: list[dict], frankensteins: list[dict], frontier: list[dict]):
-    """The trained family and the Frankenstein SAEs on the (L0, MSE) plane, with the family's frontier (lower
-    envelope, linear in log L0; dashed beyond its largest L0, where it is only an upper bound)."""
+    """The trained SAEs and the Frankenstein SAEs on the (L0, MSE) plane, with the trained SAEs' frontier (lower
+    envelope, linear in log L0; dashed beyond their largest L0, where it is only an upper bound).  ``family_points``:
+    dicts with ``width``, ``l0``, ``mse`` and optionally ``label`` (the marker's text; default: the width)."""
     import plotly.graph_objects as go
     fig = go.Figure()
     inside = [p for p in frontier if not p["extrapolated"]]
     beyond = [p for p in frontier if p["extrapolated"]]
     fig.add_trace(go.Scatter(x=[p["l0"] for p in inside], y=[p["mse"] for p in inside], mode="lines",
-                             name="family frontier", line=dict(color="gray")))
+                             name="frontier of the trained SAEs", line=dict(color="gray")))
     if beyond:
         dashed = inside[-1:] + beyond  # joined to the last interpolated point
         fig.add_trace(go.Scatter(x=[p["l0"] for p in dashed], y=[p["mse"] for p in dashed], mode="lines",
-                                 name="frontier beyond the family (upper bound)", line=dict(color="gray", dash="dash")))
+                                 name="frontier beyond the trained L0s (upper bound)", line=dict(color="gray", dash="dash")))
     fig.add_trace(go.Scatter(x=[p["l0"] for p in family_points], y=[p["mse"] for p in family_points],
-                             mode="markers+text", text=[str(p["width"]) for p in family_points],
+                             mode="markers+text", text=[p.get("label", str(p["width"])) for p in family_points],
                              textposition="top right", name="trained SAEs", marker=dict(size=11, color="black")))
     for f, color in zip(frankensteins, (COLORS[4], COLORS[1])):
         fig.add_trace(go.Scatter(x=[f["l0"]], y=[f["mse"]], mode="markers", name=f["name"],

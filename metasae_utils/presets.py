@@ -115,6 +115,16 @@ class Config:
     twins: int = field(default=0, metadata={
         "doc": "how many of the family's largest widths also get a seed twin (same recipe, another seed), the "
                "control of the stitching numbers: 2 = the headline pair", **_range(0, 64)})
+    l0_targets: tuple = field(default=(), metadata={
+        "doc": "further target L0s: l0_widths (and a seed twin of the larger) trained at each, plus l0_extra; the "
+               "L0 axis of the Frankenstein frontier, L0 sensitivity and the canonicality map (family: train)",
+        "item": float, **_range(0.5, 4096.0, positive=True)})
+    l0_widths: tuple = field(default=(), metadata={
+        "doc": "the pair of family widths trained at every l0_targets (the L0-sensitivity pair)", "item": int,
+        **_range(1, 2**22)})
+    l0_extra: tuple = field(default=(), metadata={
+        "doc": "further single SAEs as 'width@L0' strings (e.g. '4608@64'): the Frankenstein frontier's upper end",
+        "item": str})
     compare_architectures: tuple = field(default=("batchtopk",), metadata={
         "doc": "further architectures trained at the same widths for comparison (family: train)", "item": str,
         "choices": ARCHITECTURES})
@@ -295,6 +305,7 @@ def _check_consistency(cfg: Config):
         raise ConfigError(f"parameter 'checkpoint_fractions' = {list(cfg.checkpoint_fractions)} must be strictly "
                           "increasing")
     _check_budget(cfg)
+    _check_l0(cfg)
     if list(cfg.edit_ks) != sorted(set(cfg.edit_ks)):
         raise ConfigError(f"parameter 'edit_ks' = {list(cfg.edit_ks)} must be strictly increasing")
     if cfg.edit_k not in cfg.edit_ks:
@@ -323,6 +334,21 @@ def _check_budget(cfg) -> None:
     if bad:
         raise ConfigError(f"parameter 'budget_reach' = {list(cfg.budget_reach)} holds {bad[0]}, which is not one of "
                           f"'budget_multiples' >= 1: allowed: {[m for m in mult if m >= 1]}")
+
+
+def _check_l0(cfg) -> None:
+    """The L0 variants name widths of the family in the form the code reads (a family trained here only: they are
+    ignored for a pretrained or local one)."""
+    if cfg.family != "train":
+        return
+    if cfg.l0_targets and (len(cfg.l0_widths) != 2 or not set(cfg.l0_widths) <= set(cfg.widths)):
+        raise ConfigError(f"parameter 'l0_widths' = {list(cfg.l0_widths)} must be two of 'widths' = "
+                          f"{list(cfg.widths)} when 'l0_targets' is given")
+    for item in cfg.l0_extra:
+        w, _, l0 = str(item).partition("@")
+        if not (w.isdigit() and int(w) in cfg.widths and l0.replace(".", "", 1).isdigit() and float(l0) > 0):
+            raise ConfigError(f"parameter 'l0_extra' holds {item!r}: write 'width@L0' with a width of 'widths' = "
+                              f"{list(cfg.widths)}, e.g. '{cfg.widths[-1]}@64'")
 
 
 def is_preset_file(name) -> bool:

@@ -30,13 +30,7 @@ def grid(rows: list[dict], presets: list[str], link: str | None = "06_paper_vs_r
         name = escape(r["claim"])
         if link:
             name = f'<a href="{escape(link)}#row-{escape(r["id"])}">{name}</a>'
-        cells = []
-        for p in presets:
-            got = r["per_preset"].get(p)
-            v = got["verdict"] if got else "not measured"
-            tip = escape(_hover(got)) if got else "not run on this preset"
-            cells.append(f'<td class="vg-cell" title="{tip}" style="background:{VERDICT_COLORS.get(v, "#fff")}">'
-                         f'{escape(_short(v))}</td>')
+        cells = [_verdict_cell(r["per_preset"].get(p), "vg-cell") for p in presets]
         body.append(f'<tr><td class="vg-section">{escape(r["section"])}</td><td class="vg-claim">{name}</td>'
                     + "".join(cells) + "</tr>")
     legend = " ".join(f'<span class="vg-key" style="background:{c}">{escape(v)}</span>'
@@ -44,6 +38,15 @@ def grid(rows: list[dict], presets: list[str], link: str | None = "06_paper_vs_r
     return ('<div class="metasae-verdicts"><div class="metasae-table" style="overflow-x:auto"><table>'
             f'<thead><tr><th>section</th><th>claim</th>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
             f'</div><p class="vg-legend">{legend} · hover a cell for our number and its control</p></div>')
+
+
+def _verdict_cell(got: dict | None, css: str) -> str:
+    """One preset's verdict cell (``got``: its row, None when that preset did not run the claim): coloured by
+    verdict, our number and its control on hover."""
+    v = got["verdict"] if got else "not measured"
+    tip = escape(_hover(got)) if got else "not run on this preset"
+    return (f'<td class="{css}" title="{tip}" style="background:{VERDICT_COLORS.get(v, "#fff")}">'
+            f"{escape(_short(v))}</td>")
 
 
 def _short(verdict: str) -> str:
@@ -98,12 +101,7 @@ def claims_table(rows: list[dict], presets: list[str], book_preset: str) -> str:
         rule = f"<details><summary>rule</summary><small>{escape(r['rule'])}</small></details>" if r.get("rule") else ""
         cells = [f'<td class="claim">{escape(r["claim"])}{rule}</td><td>{escape(r["paper"])}</td><td>{ours}</td>'
                  f"<td>{escape(_control(got))}</td>"]
-        for p in presets:
-            g = r["per_preset"].get(p)
-            v = g["verdict"] if g else "not measured"
-            tip = escape(_hover(g)) if g else "not run on this preset"
-            cells.append(f'<td class="verdict" title="{tip}" style="background:{VERDICT_COLORS.get(v, "#fff")}">'
-                         f"{escape(_short(v))}</td>")
+        cells += [_verdict_cell(r["per_preset"].get(p), "verdict") for p in presets]
         body.append(f'<tr id="row-{escape(r["id"])}">' + "".join(cells) + "</tr>")
     return ('<div class="metasae-table metasae-wide" style="overflow-x:auto;max-width:100%"><table class="claims"><thead><tr>'
             f"<th>claim</th><th>paper</th><th>ours ({escape(book_preset)})</th><th>control</th>{heads}</tr></thead>"

@@ -166,3 +166,22 @@ def test_readme_worked_example_preset_validates(tmp_path):
     block = text.split("# my-saes.yaml\n", 1)[1].split("```", 1)[0]
     cfg = resolve(str(_user_preset(tmp_path, block)))
     assert cfg.family == "local" and cfg.sae_dir == "/data/my-saes" and cfg.widths == (576, 1152, 2304)
+
+
+@pytest.mark.parametrize("override, pattern", [
+    ({"l0_targets": (16.0,), "l0_widths": (64,)}, r"'l0_widths' = \[64\] must be two of 'widths'"),
+    ({"l0_targets": (16.0,), "l0_widths": (64, 1000)}, r"'l0_widths' = \[64, 1000\] must be two of 'widths'"),
+    ({"l0_extra": ("512-48",)}, r"'l0_extra' holds '512-48': write 'width@L0'"),
+    ({"l0_extra": ("4096@48",)}, r"'l0_extra' holds '4096@48'"),
+])
+def test_bad_l0_variants_are_named(override, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        resolve("ci", **override)
+
+
+def test_l0_plan_gives_the_pair_a_twin_at_every_target_and_keeps_seeds_apart():
+    from metasae_utils.families import l0_plan
+    plan = l0_plan(resolve("ci", l0_targets=(12.0, 48.0), l0_widths=(128, 256), l0_extra=("512@48", "256@48")))
+    assert plan == [(128, 12.0, 2), (256, 12.0, 2), (256, 12.0, 3), (128, 48.0, 2), (256, 48.0, 2), (256, 48.0, 3),
+                    (512, 48.0, 2)]
+    assert all(offset not in (0, 1) for _, _, offset in plan)

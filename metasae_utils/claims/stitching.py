@@ -169,7 +169,7 @@ def frankenstein_frontier_row(f: dict) -> dict:
     text = (f"{f['d_sae']} latents at L0 {f['l0']:.1f}, MSE {f['mse']:.4g}; the {eq['width']}-latent SAE: L0 "
             f"{eq['l0']:.1f}, MSE {eq['mse']:.4g}; ")
     text += ("no frontier at this L0" if ratio is None else
-             f"MSE / frontier at L0 {f['l0']:.1f}: {ratio:.3f}" + (" (beyond the family's L0: an upper bound)"
+             f"MSE / frontier at L0 {f['l0']:.1f}: {ratio:.3f}" + (" (beyond the trained SAEs' L0: an upper bound)"
                                                                      if fr["extrapolated"] else ""))
     both = lower_mse and higher_l0
     below = ratio is not None and ratio < 1 and not fr["extrapolated"]
