@@ -72,28 +72,32 @@ def l0_points(saes, matched, family_l0: float | None) -> list[dict]:
         fam = main.get((w, family_l0))
         if l0 != family_l0 and fam is not None:
             out.append({"l0": l0, "series": f"same width, in the L0 {family_l0:g} SAE ({w})",
-                        "share": _val(matched, i, fam)})
+                        "share": _val(matched, i, fam), "group": w})
         tw = std.get((w, l0, 1 if l0 == family_l0 else 3))
         if tw is not None:
-            out.append({"l0": l0, "series": f"seed twin ({w})", "share": _val(matched, i, tw)})
+            out.append({"l0": l0, "series": f"seed twin ({w})", "share": _val(matched, i, tw), "group": w})
         smaller = [v for v in {ww for ww, ll in main if ll == l0} if v < w]
         if smaller:
             j = main[(max(smaller), l0)]
-            out.append({"l0": l0, "series": f"across widths: {w} in {max(smaller)}", "share": _val(matched, i, j)})
+            out.append({"l0": l0, "series": f"across widths: {w} in {max(smaller)}", "share": _val(matched, i, j),
+                        "group": w})
     return [p for p in out if p["share"] is not None and p["l0"] is not None]
 
 
 def _lines(points: list[dict], x: str, title: str, x_title: str, floor: float | None, log_x: bool = False):
-    """One line per ``series`` of ``points`` over ``x``, the twin floor as a dashed line."""
+    """One line per ``series`` of ``points`` over ``x`` (one colour per ``group`` when the points carry one, else
+    per series; seed-twin series dotted), the twin floor as a dashed grey line."""
     import plotly.graph_objects as go
 
     from .plots import COLORS, clean_log_axes, top_title
     fig = go.Figure()
-    for n, s in enumerate(dict.fromkeys(p["series"] for p in points)):
+    groups = list(dict.fromkeys(p.get("group", p["series"]) for p in points))
+    for s in dict.fromkeys(p["series"] for p in points):
         pts = sorted((p for p in points if p["series"] == s), key=lambda p: p[x])
-        dash = "dot" if s.startswith("seed twin") else None
+        dash = "dot" if s.startswith("seed twin") else "dash" if s.startswith("across") else None
+        color = COLORS[groups.index(pts[0].get("group", s)) % len(COLORS)]
         fig.add_trace(go.Scatter(x=[p[x] for p in pts], y=[p["share"] for p in pts], mode="lines+markers", name=s,
-                                 line=dict(color=COLORS[n % len(COLORS)], dash=dash)))
+                                 line=dict(color=color, dash=dash)))
     if floor is not None:
         fig.add_hline(y=floor, line=dict(color="gray", dash="dash"), annotation_text="seed-twin floor (mean)",
                       annotation_position="bottom right")
@@ -148,5 +152,5 @@ def heatmap(saes, matrix, title: str, colorbar: str):
     fig.update_layout(title=top_title(title), height=max(480, 26 * n + 260), width=None,
                       xaxis=dict(title="SAE B", tickangle=-60, type="category"),
                       yaxis=dict(title="SAE A", autorange="reversed", type="category"),
-                      margin=dict(l=200, r=20, t=90, b=200), legend=dict(orientation="h", y=1.0, yanchor="bottom", x=0))
+                      margin=dict(l=200, r=20, t=90, b=200), legend=dict(orientation="h", y=1.0, yanchor="bottom", x=1, xanchor="right"))
     return fig

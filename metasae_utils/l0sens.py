@@ -93,6 +93,12 @@ def reading(rows: list[dict]) -> str:
     if margins:
         text += (f"The novel fraction exceeds the seed twin's by {100 * min(margins):.1f} to {100 * max(margins):.1f} "
                  "points. ")
+    meta = [(r["meta_variance_explained"], r["random_variance_explained"]) for r in rows
+            if _ok(r.get("meta_variance_explained")) and _ok(r.get("random_variance_explained"))]
+    if meta:
+        text += (f"The meta-SAE explains {100 * min(m for m, _ in meta):.1f}–{100 * max(m for m, _ in meta):.1f} % of "
+                 f"the larger SAE's decoder variance (random rows: {100 * min(r for _, r in meta):.1f}–"
+                 f"{100 * max(r for _, r in meta):.1f} %). ")
     if len({r["verdict"] for r in rows}) == 1 and not moved:
         text += "The paper's conclusions do **not** move with L0 over this range: every check gives the same answer."
     else:
