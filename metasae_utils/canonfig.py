@@ -71,7 +71,7 @@ def l0_points(saes, matched, family_l0: float | None) -> list[dict]:
     for (w, l0), i in sorted(main.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
         fam = main.get((w, family_l0))
         if l0 != family_l0 and fam is not None:
-            out.append({"l0": l0, "series": f"same width, in the L0 {family_l0:g} SAE ({w})",
+            out.append({"l0": l0, "series": f"same width, in the family's L0 {family_l0:g}, another seed ({w})",
                         "share": _val(matched, i, fam), "group": w})
         tw = std.get((w, l0, 1 if l0 == family_l0 else 3))
         if tw is not None:
@@ -84,14 +84,17 @@ def l0_points(saes, matched, family_l0: float | None) -> list[dict]:
     return [p for p in out if p["share"] is not None and p["l0"] is not None]
 
 
-def _lines(points: list[dict], x: str, title: str, x_title: str, floor: float | None, log_x: bool = False):
+def _lines(points: list[dict], x: str, title: str, x_title: str, floor: float | None, log_x: bool = False,
+           ticks_at_points: bool = False):
     """One line per ``series`` of ``points`` over ``x`` (one colour per ``group`` when the points carry one, else
-    per series; seed-twin series dotted), the twin floor as a dashed grey line."""
+    per series; seed-twin series dotted, across-width series dashed), the twin floor as a dashed grey line;
+    ``ticks_at_points``: x ticks at the points' x values (widths, target L0s)."""
     import plotly.graph_objects as go
 
     from .plots import COLORS, clean_log_axes, top_title
     fig = go.Figure()
     groups = list(dict.fromkeys(p.get("group", p["series"]) for p in points))
+    points = sorted(points, key=lambda p: groups.index(p.get("group", p["series"])))
     for s in dict.fromkeys(p["series"] for p in points):
         pts = sorted((p for p in points if p["series"] == s), key=lambda p: p[x])
         dash = "dot" if s.startswith("seed twin") else "dash" if s.startswith("across") else None
@@ -100,7 +103,7 @@ def _lines(points: list[dict], x: str, title: str, x_title: str, floor: float | 
                                  line=dict(color=color, dash=dash)))
     if floor is not None:
         fig.add_hline(y=floor, line=dict(color="gray", dash="dash"), annotation_text="seed-twin floor (mean)",
-                      annotation_position="bottom right")
+                      annotation_position="top right")
     fig.update_layout(title=top_title(title), xaxis_title=x_title,
                       yaxis=dict(title="share of live latents matched (cosine > 0.7)", tickformat=".0%",
                                  rangemode="tozero"),
@@ -109,6 +112,9 @@ def _lines(points: list[dict], x: str, title: str, x_title: str, floor: float | 
     if log_x:
         fig.update_xaxes(type="log")
         clean_log_axes(fig)
+    if ticks_at_points and points:
+        xs = sorted({p[x] for p in points})
+        fig.update_xaxes(tickvals=xs, ticktext=[f"{v:g}" for v in xs])
     return fig
 
 
@@ -123,14 +129,14 @@ def seed_figure(saes, matched):
     """Matched share against seed: each family width in its seed twin and in the next width (same / other seed)."""
     return _lines(seed_points(saes, matched), "width", "Across seeds: each family SAE's live latents matched in "
                   "its seed twin and in the next width", "SAE width (latents, log scale)", twin_floor(saes, matched),
-                  log_x=True)
+                  log_x=True, ticks_at_points=True)
 
 
 def l0_figure(saes, matched, family_l0):
     """Matched share against target L0: in the family's L0, in the seed twin, across widths at one L0."""
     return _lines(l0_points(saes, matched, family_l0), "l0", "Across L0: live latents matched in the family's L0, "
-                  "in the seed twin, and across widths", "target L0 (active latents per token)",
-                  twin_floor(saes, matched))
+                  "in the seed twin, and across widths", "target L0 (active latents per token, log scale)",
+                  twin_floor(saes, matched), log_x=True, ticks_at_points=True)
 
 
 def heatmap(saes, matrix, title: str, colorbar: str):
@@ -152,5 +158,5 @@ def heatmap(saes, matrix, title: str, colorbar: str):
     fig.update_layout(title=top_title(title), height=max(480, 26 * n + 260), width=None,
                       xaxis=dict(title="SAE B", tickangle=-60, type="category"),
                       yaxis=dict(title="SAE A", autorange="reversed", type="category"),
-                      margin=dict(l=200, r=20, t=90, b=200), legend=dict(orientation="h", y=1.0, yanchor="bottom", x=1, xanchor="right"))
+                      margin=dict(l=200, r=20, t=90, b=200), showlegend=bool(cells), legend=dict(orientation="h", y=1.0, yanchor="bottom", x=1, xanchor="right"))
     return fig

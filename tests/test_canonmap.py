@@ -96,7 +96,7 @@ def test_readings_points_and_floor():
     assert sp == {(8, "seed twin: same width, other seed"): 0.01, (8, "next width, same seed"): 0.02,
                   (8, "next width, other seed"): 0.03, (16, "seed twin: same width, other seed"): 0.23}
     lp = {(p["l0"], p["series"]): p["share"] for p in canonfig.l0_points(saes, m, 32)}
-    assert lp[(16, "same width, in the L0 32 SAE (16)")] == 0.42
+    assert lp[(16, "same width, in the family's L0 32, another seed (16)")] == 0.42
     assert lp[(16, "seed twin (16)")] == 0.46 and lp[(32, "seed twin (16)")] == 0.23
     assert lp[(16, "across widths: 16 in 8")] == 0.45 and lp[(32, "across widths: 16 in 8")] == 0.20
     for fig in (canonfig.width_figure(saes, m), canonfig.seed_figure(saes, m), canonfig.l0_figure(saes, m, 32),
