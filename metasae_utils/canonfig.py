@@ -88,7 +88,10 @@ def _lines(points: list[dict], x: str, title: str, x_title: str, floor: float | 
            ticks_at_points: bool = False):
     """One line per ``series`` of ``points`` over ``x`` (one colour per ``group`` when the points carry one, else
     per series; seed-twin series dotted, across-width series dashed), the twin floor as a dashed grey line;
-    ``ticks_at_points``: x ticks at the points' x values (widths, target L0s)."""
+    ``ticks_at_points``: x ticks at the points' x values (widths, target L0s).  None without points (a preset
+    without that axis: nothing is drawn)."""
+    if not points:
+        return None
     import plotly.graph_objects as go
 
     from .plots import COLORS, clean_log_axes, top_title

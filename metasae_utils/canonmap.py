@@ -151,13 +151,33 @@ def _jsonable(m) -> list[list]:
     return [[None if math.isnan(float(v)) else float(v) for v in r] for r in torch.as_tensor(m).tolist()]
 
 
-def compute_map(saes: list[MapSAE], live: list[torch.Tensor], threshold: float = 0.7) -> dict:
-    """:func:`metasae_utils.canonicality.canonicality_matrix` over ``saes`` with their ``live`` masks: ``matched``
-    (n, n) — the share of i's live latents with a decoder cosine > ``threshold`` in j — and ``hungarian`` (n, n),
-    as nested lists (NaN as None), with ``n_live`` (per SAE)."""
-    from .canonicality import canonicality_matrix
-    got = canonicality_matrix([s.sae for s in saes], threshold, live)
-    return {"matched": _jsonable(got["matched"]), "hungarian": _jsonable(got["hungarian"]),
+#: the largest cosine matrix (n_a x n_b live latents) the exact Hungarian matching is run on: 25M cells (a 4608 x
+#: 4608 matching takes ~1.5 s and 170 MB); larger pairs (the pretrained families' widest SAEs) get None
+HUNGARIAN_MAX_CELLS = 25_000_000
+
+
+def compute_map(saes: list[MapSAE], live: list[torch.Tensor], threshold: float = 0.7,
+                max_cells: int = HUNGARIAN_MAX_CELLS) -> dict:
+    """Both measures of :mod:`metasae_utils.canonicality` for every ordered pair of ``saes`` with their ``live``
+    masks ((d_sae,) bool each): ``matched`` (n, n) — ``matched[i][j]``: the share of i's live latents with a decoder
+    cosine > ``threshold`` in j (all of j's latents) — and ``hungarian`` (n, n, symmetric) — the mean cosine of the
+    best one-to-one matching of i's and j's live latents, None where n_live_i x n_live_j > ``max_cells``; nested
+    lists (NaN as None), with ``n_live`` (per SAE)."""
+    from .canonicality import _live_rows, hungarian_cosine, matched_share
+    decs = [s.sae.W_dec.detach() for s in saes]
+    if len({d.shape[1] for d in decs}) > 1:
+        raise ValueError("all SAEs must share d_in; got " + ", ".join(f"{s.name}: {d.shape[1]}"
+                                                                       for s, d in zip(saes, decs)))
+    rows = [_live_rows(d, m) for d, m in zip(decs, live)]
+    n = len(saes)
+    matched = torch.full((n, n), float("nan"), dtype=torch.float64)
+    hungarian = torch.full((n, n), float("nan"), dtype=torch.float64)
+    for i in range(n):
+        for j in range(n):
+            matched[i, j] = matched_share(decs[i], decs[j], threshold, live[i])
+            if j >= i and len(rows[i]) * len(rows[j]) <= max_cells:
+                hungarian[i, j] = hungarian[j, i] = hungarian_cosine(rows[i], rows[j])
+    return {"matched": _jsonable(matched), "hungarian": _jsonable(hungarian),
             "n_live": [int(m.sum()) for m in live], "threshold": float(threshold)}
 
 
@@ -166,7 +186,7 @@ def cached_map(saes: list[MapSAE], live: list[torch.Tensor], activations_key: st
     key and ``threshold``), so a rebuild reuses the matrices."""
     from . import artifacts
     spec = {"saes": [s.key for s in saes], "activations": activations_key, "threshold": threshold}
-    return artifacts.entry("canonicality_map", spec, 1).json("map.json", lambda: compute_map(saes, live, threshold))
+    return artifacts.entry("canonicality_map", spec, 2).json("map.json", lambda: compute_map(saes, live, threshold))
 
 
 def map_json(saes: list[MapSAE], got: dict) -> dict:

@@ -111,6 +111,8 @@ def pair_at(members: list, twins: dict, variants: list, widths, l0_target: float
     """The (small, large, twin) Members of ``widths`` (two widths) at ``l0_target``: the family and its seed twins
     (``twins``: {width: Member}) at ``family_l0``, else the L0 variants ``standard-<w>-l0<L0>`` and
     ``standard-<w>-l0<L0>-twin``; None for any not trained."""
+    if len(widths or ()) != 2:
+        return None, None, None
     w0, w1 = (int(w) for w in widths)
     if family_l0 is not None and float(l0_target) == float(family_l0):
         by_width = {m.width: m for m in members}

@@ -141,3 +141,19 @@ def test_record_data_is_written_when_the_chapter_ends(tmp_path, monkeypatch):
     data = json.loads((tmp_path / "ci" / "canonicality_map.json").read_text())
     assert data["saes"] == [{"name": "a"}] and data["matched"] == [[1.0]] and data["kind"] == "data"
     assert report.load(tmp_path) == {}  # no verdicts in it
+
+
+def test_hungarian_is_left_out_above_its_size_limit():
+    saes = [_entry("a-8", 8), _entry("a-16", 16)]
+    live = [torch.ones(8, dtype=torch.bool), torch.ones(16, dtype=torch.bool)]
+    got = canonmap.compute_map(saes, live, max_cells=100)  # 8 x 8 = 64 fits, 8 x 16 and 16 x 16 do not
+    assert got["hungarian"][0][0] == pytest.approx(1.0) and got["hungarian"][0][1] is None
+    assert got["hungarian"][1][1] is None and got["matched"][1][1] == pytest.approx(1.0)
+
+
+def test_a_preset_without_an_axis_draws_nothing_for_it():
+    saes = [_entry("p-8", 8, l0=None, steps=None), _entry("p-16", 16, l0=None, steps=None)]  # a pretrained family
+    m = [[1.0, 0.5], [0.25, 1.0]]
+    assert canonfig.l0_figure(saes, m, None) is None and canonfig.twin_floor(saes, m) is None
+    assert canonfig.width_figure(saes, m) is not None and canonfig.seed_figure(saes, m) is not None
+    assert l0sens.pair_at([], {}, [], (), 32, 32) == (None, None, None)
