@@ -163,3 +163,25 @@ def heatmap(saes, matrix, title: str, colorbar: str):
                       yaxis=dict(title="SAE A", autorange="reversed", type="category"),
                       margin=dict(l=200, r=20, t=90, b=200), showlegend=bool(cells), legend=dict(orientation="h", y=1.0, yanchor="bottom", x=1, xanchor="right"))
     return fig
+
+
+def summary(saes, matched) -> str:
+    """The map's reading in words (markdown): the seed-twin floor, the range of matched shares in wider and in
+    narrower family SAEs, and the means of :func:`seed_points`' series over the family's widths."""
+    text = [f"The map holds {len(saes)} SAEs."]
+    floor = twin_floor(saes, matched)
+    if floor is not None:
+        text.append(f"Seed twins share {100 * floor:.1f} % of their live latents on average: the floor.")
+    wp = width_points(saes, matched)
+    for label, pts in (("a wider", [p["share"] for p in wp if p["ratio"] > 1]),
+                       ("a narrower", [p["share"] for p in wp if p["ratio"] < 1])):
+        if pts:
+            text.append(f"A family SAE's live latents are matched in {label} family SAE at {100 * min(pts):.1f}–"
+                        f"{100 * max(pts):.1f} %.")
+    sp = seed_points(saes, matched)
+    series = list(dict.fromkeys(p["series"] for p in sp))
+    if series:
+        means = {s: [p["share"] for p in sp if p["series"] == s] for s in series}
+        text.append("Means over the family's widths: " + "; ".join(f"{s} {100 * sum(v) / len(v):.1f} %"
+                                                                   for s, v in means.items()) + ".")
+    return " ".join(text)

@@ -144,3 +144,15 @@ def measure(cfg, small, large, twin, activations, l0_target: float) -> dict:
                   meta.meta_metrics(r, rand)["variance_explained"],
                   l0_small=reconstruction_metrics(small.sae, activations)["l0"],
                   l0_large=reconstruction_metrics(large.sae, activations)["l0"], twin=getattr(twin, "name", None))
+
+
+def rows(cfg, members: list, twins: dict, variants: list, activations) -> list[dict]:
+    """:func:`measure` at every target L0 of ``cfg.l0_targets`` and the family's ``cfg.target_l0`` (ascending) on
+    the pair ``cfg.l0_widths``, skipping targets whose pair was not trained; [] when none was."""
+    targets = sorted({float(t) for t in cfg.l0_targets or ()} | ({float(cfg.target_l0)} if cfg.target_l0 else set()))
+    out = []
+    for t in targets:
+        small, large, twin = pair_at(members, twins, variants, cfg.l0_widths, t, cfg.target_l0)
+        if small is not None and large is not None:
+            out.append(measure(cfg, small, large, twin, activations, t))
+    return out

@@ -157,3 +157,12 @@ def test_a_preset_without_an_axis_draws_nothing_for_it():
     assert canonfig.l0_figure(saes, m, None) is None and canonfig.twin_floor(saes, m) is None
     assert canonfig.width_figure(saes, m) is not None and canonfig.seed_figure(saes, m) is not None
     assert l0sens.pair_at([], {}, [], (), 32, 32) == (None, None, None)
+
+
+def test_summary_cites_the_floor_and_the_ranges():
+    saes = [_entry("s-8", 8), _entry("s-8-twin", 8, seed=1, kind="twin"), _entry("s-16", 16)]
+    m = [[1.0, 0.3, 0.6], [0.2, 1.0, 0.5], [0.4, 0.1, 1.0]]
+    text = canonfig.summary(saes, m)
+    assert "3 SAEs" in text and "25.0 %" in text  # the floor: (0.3 + 0.2) / 2
+    assert "a wider family SAE at 60.0–60.0 %" in text and "a narrower family SAE at 40.0–40.0 %" in text
+    assert "next width, same seed 60.0 %" in text
