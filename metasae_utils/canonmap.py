@@ -78,13 +78,13 @@ def branch_saes(member, seed: int, l0_target: float | None, load=None) -> list[M
 
 def architecture_saes(pairs: dict, l0_target: float, steps: int | None, key: str) -> list[MapSAE]:
     """Chapter 5's matched-L0 pairs (``{architecture: [Calibration, Calibration]}`` from
-    :func:`metasae_utils.architectures.compare` / ``matched_pair``) as map entries ``<arch>-<width>@L0<target>``;
+    :func:`metasae_utils.architectures.compare` / ``matched_pair``) as entries ``<arch>-<width> (ch. 5, L0 <target>)``;
     ``key`` names the activations they were trained on (with the calibrated coefficient, the cache identity)."""
     out = []
     for arch, pair in pairs.items():
         for cal in pair:
             w = int(cal.sae.cfg.d_sae)
-            out.append(MapSAE(f"{arch}-{w}@L0{l0_target:g}", cal.sae, w, 0, float(l0_target), steps, arch,
+            out.append(MapSAE(f"{arch}-{w} (ch. 5, L0 {l0_target:g})", cal.sae, w, 0, float(l0_target), steps, arch,
                               "architecture", f"arch:{arch}:{w}:{cal.coefficient}:{key}"))
     return out
 
