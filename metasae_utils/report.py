@@ -61,6 +61,18 @@ def record_table(name: str, rows: list[dict]) -> None:
     _CURRENT.setdefault("tables", []).append(name)
 
 
+def record_data(name: str, data: dict) -> None:
+    """A results file of another shape than rows, e.g. ``canonicality_map`` (``{"saes", "matched", ...}``):
+    written as ``results/<preset>/<name>.json`` (``data`` plus ``"kind": "data"`` and the chapter) when the running
+    chapter finishes, like its tables; :func:`load` skips it (it holds no verdicts)."""
+    if "chapter" not in _CURRENT:
+        raise RuntimeError("book.configure(...) must run before report.record_data()")
+    partial, _ = _paths(_CURRENT["preset"], name)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_text(json.dumps({"kind": "data", "chapter": _CURRENT["chapter"], **data}, indent=1, default=float))
+    _CURRENT.setdefault("tables", []).append(name)
+
+
 def begin(preset: str, chapter: str, page: str | None = None) -> None:
     """Start a chapter's results afresh (drops a partial file left by a failed run); ``page`` is the book page
     (notebook stem) that its anchors live on, the chapter name by default."""
@@ -97,7 +109,7 @@ def load(root: Path | None = None) -> dict[str, dict[str, dict]]:
         if path.name.endswith(".partial.json"):
             continue
         data = json.loads(path.read_text())
-        if data.get("kind") == "table":
+        if data.get("kind") in ("table", "data"):
             continue
         for r in data.get("rows", []):
             out.setdefault(path.parent.name, {})[r["id"]] = {**r, "commit": data.get("git_commit")}

@@ -526,3 +526,17 @@ def test_no_figure_scrolls_sideways_in_the_dark_theme(pages, dark):
             "[...document.querySelectorAll('.cell_output .text_html')].filter(o => o.querySelector('.plotly-graph-div')"
             " && (o.scrollWidth > o.clientWidth + 1 || getComputedStyle(o).paddingLeft !== '0px')).length")] if n]
     assert not problems, "\n".join(problems)
+
+
+def test_canonicality_chapter_opens_with_its_map(pages, visit):
+    """Chapter 09 (the canonicality map) is in the book, loads, and draws its map and its three readings."""
+    doc = next((d for d in pages if d.endswith("09_canonicality")), None)
+    assert doc, f"the canonicality chapter is not in the table of contents: {pages}"
+    page, _ = visit(doc)
+    assert "How canonical are these units?" in page.js("document.querySelector('main h1').innerText")
+    n, drawn, heat = page.js("[document.querySelectorAll('.plotly-graph-div').length,"
+                             " [...document.querySelectorAll('.plotly-graph-div')].filter(d => d.querySelector("
+                             "'.main-svg')).length, document.querySelectorAll('.plotly-graph-div .heatmaplayer')"
+                             ".length]")
+    assert n >= 5 and drawn == n, f"{doc}: {n} figures ({drawn} drawn); the map and three readings expected"
+    assert heat >= 1, f"{doc}: the map's heatmap is not drawn"
