@@ -5,7 +5,8 @@ One pair of widths (``l0_widths``) is trained at several target L0s (``l0_target
 that L0) and a meta-SAE's variance explained into a verdict-style row ``{"id": "l0_sensitivity", "l0_target", ...}``;
 :func:`reading` says in words whether the conclusions change across targets.
 
-The rule (:data:`RULE`) is declared here, before any number it judges exists: at one target L0 the paper's
+The rule (:data:`RULE`, declared in :mod:`metasae_utils.claims.registry` as ``l0_sensitivity``; first written here
+before any number it judged existed): at one target L0 the paper's
 conclusions *hold* when all of
 
 * novelty beyond seed noise: the novel fraction (larger SAE's live latents with no decoder cosine > 0.7 in the
@@ -23,14 +24,13 @@ from __future__ import annotations
 
 import math
 
+from .claims.registry import CLAIMS, row
+
 #: margin (fraction) of the novelty-vs-twin and meta-vs-random checks
 MARGIN = 0.05
 #: share of novel latents that must lower the MSE
 MOST = 0.5
-RULE = ("at each target L0, on the same pair of widths: (1) novel fraction − seed-twin novel fraction ≥ 5 points, "
-        "(2) ≥ 50 % of novel latents lower the smaller SAE's MSE when inserted alone, (3) meta-SAE variance "
-        "explained − random rows' ≥ 5 points; reproduced when all three hold, partly when one or two, not reproduced "
-        "when none, untestable here without a seed twin at that L0")
+RULE = CLAIMS["l0_sensitivity"].rule
 #: the checks, in the order of the rule: (key in the row, words)
 CHECKS = (("novel_beyond_twin", "novelty beyond the seed twin"), ("novel_lower_mse", "novel latents lower the MSE"),
           ("meta_beyond_random", "meta-SAE beats random rows"))
@@ -156,3 +156,24 @@ def rows(cfg, members: list, twins: dict, variants: list, activations) -> list[d
         if small is not None and large is not None:
             out.append(measure(cfg, small, large, twin, activations, t))
     return out
+
+
+def summary_row(rows: list[dict]) -> dict:
+    """The one ``l0_sensitivity`` verdict row of the closing chapter over the per-target ``rows`` (:func:`l0_row`):
+    reproduced when every testable target is, not reproduced when none is, partly otherwise; value: the smallest
+    novelty margin over the seed twin."""
+    testable = [r for r in rows if r["verdict"] != "untestable here"]
+    margins = [r["novel_fraction"] - r["twin_novel_fraction"] for r in testable]
+    ours = "; ".join(f"L0 {r['l0_target']:g}: {r['verdict']}" for r in sorted(rows, key=lambda r: r["l0_target"]))
+    if margins:
+        ours += f" (novel fraction above the seed twin's by {100 * min(margins):.1f}–{100 * max(margins):.1f} points)"
+    if not testable:
+        verdict = "untestable here"
+    elif all(r["verdict"] == "reproduced" for r in testable):
+        verdict = "reproduced"
+    elif all(r["verdict"] == "not reproduced" for r in testable):
+        verdict = "not reproduced"
+    else:
+        verdict = "partly"
+    return row("l0_sensitivity", ours or "no L0 variants trained", verdict, min(margins) if margins else None,
+               ("the seed twins at each L0: no margin", 0.0))

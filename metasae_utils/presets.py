@@ -20,6 +20,8 @@ from typing import Any, Literal, Optional
 
 import yaml
 
+from . import family_checks
+
 PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
 
 ARCHITECTURES = ("standard", "batchtopk", "jumprelu", "matryoshka_batchtopk", "matching_pursuit")
@@ -305,8 +307,9 @@ def _check_consistency(cfg: Config):
     if cfg.checkpoint_fractions is not None and list(cfg.checkpoint_fractions) != sorted(set(cfg.checkpoint_fractions)):
         raise ConfigError(f"parameter 'checkpoint_fractions' = {list(cfg.checkpoint_fractions)} must be strictly "
                           "increasing")
-    _check_budget(cfg)
-    _check_l0(cfg)
+    problem = family_checks.budget_problem(cfg) or family_checks.l0_problem(cfg)
+    if problem:
+        raise ConfigError(problem)
     if list(cfg.edit_ks) != sorted(set(cfg.edit_ks)):
         raise ConfigError(f"parameter 'edit_ks' = {list(cfg.edit_ks)} must be strictly increasing")
     if cfg.edit_k not in cfg.edit_ks:
@@ -314,43 +317,6 @@ def _check_consistency(cfg: Config):
     if cfg.n_train_tokens < cfg.train_batch_size:
         raise ConfigError(f"parameter 'n_train_tokens' = {cfg.n_train_tokens} must be at least "
                           f"'train_batch_size' = {cfg.train_batch_size}")
-
-
-def _check_budget(cfg) -> None:
-    """The annealed budget branches' fields agree with each other and with the family (they apply to a family
-    trained here only, and are ignored for a pretrained or local one)."""
-    if cfg.family != "train":
-        return
-    if cfg.budget_reach is not None and cfg.budget_multiples is None:
-        raise ConfigError("parameter 'budget_reach' needs 'budget_multiples'")
-    if cfg.budget_multiples is None:
-        return
-    mult = list(cfg.budget_multiples)
-    if mult != sorted(set(mult)) or 1.0 not in mult:
-        raise ConfigError(f"parameter 'budget_multiples' = {mult} must be strictly increasing and hold 1")
-    if cfg.checkpoint_fractions:
-        raise ConfigError("parameters 'budget_multiples' and 'checkpoint_fractions' exclude each other: the budgets "
-                          "below 1 replace the checkpoints")
-    bad = [r for r in (cfg.budget_reach or ()) if r not in mult or r < 1]
-    if bad:
-        raise ConfigError(f"parameter 'budget_reach' = {list(cfg.budget_reach)} holds {bad[0]}, which is not one of "
-                          f"'budget_multiples' >= 1: allowed: {[m for m in mult if m >= 1]}")
-
-
-def _check_l0(cfg) -> None:
-    """The L0 variants name widths of the family in the form the code reads (a family trained here only: they are
-    ignored for a pretrained or local one)."""
-    if cfg.family != "train":
-        return
-    if cfg.l0_targets and (len(cfg.l0_widths) != 2 or not set(cfg.l0_widths) <= set(cfg.widths)):
-        raise ConfigError(f"parameter 'l0_widths' = {list(cfg.l0_widths)} must be two of 'widths' = "
-                          f"{list(cfg.widths)} when 'l0_targets' is given (or set l0_targets: [] and l0_extra: [] to train no "
-                          "L0 variants)")
-    for item in cfg.l0_extra:
-        w, _, l0 = str(item).partition("@")
-        if not (w.isdigit() and int(w) in cfg.widths and l0.replace(".", "", 1).isdigit() and float(l0) > 0):
-            raise ConfigError(f"parameter 'l0_extra' holds {item!r}: write 'width@L0' with a width of 'widths' = "
-                              f"{list(cfg.widths)}, e.g. '{cfg.widths[-1]}@64' (or l0_extra: [] for none)")
 
 
 def is_preset_file(name) -> bool:

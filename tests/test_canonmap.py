@@ -166,3 +166,15 @@ def test_summary_cites_the_floor_and_the_ranges():
     assert "3 SAEs" in text and "25.0 %" in text  # the floor: (0.3 + 0.2) / 2
     assert "a wider family SAE at 60.0–60.0 %" in text and "a narrower family SAE at 40.0–40.0 %" in text
     assert "next width, same seed 60.0 %" in text
+
+
+def test_l0_summary_row_over_targets():
+    from metasae_utils import l0sens
+    def r(t, v, nf=0.6, tnf=0.5):
+        return {"l0_target": t, "verdict": v, "novel_fraction": nf, "twin_novel_fraction": tnf}
+    s = l0sens.summary_row([r(16, "reproduced", 0.55), r(32, "reproduced"), r(64, "untestable here")])
+    assert s["id"] == "l0_sensitivity" and s["verdict"] == "reproduced" and abs(s["value"] - 0.05) < 1e-9
+    assert "L0 16: reproduced; L0 32: reproduced; L0 64: untestable here" in s["ours"]
+    assert l0sens.summary_row([r(16, "reproduced"), r(32, "partly")])["verdict"] == "partly"
+    assert l0sens.summary_row([r(16, "not reproduced"), r(32, "not reproduced")])["verdict"] == "not reproduced"
+    assert l0sens.summary_row([r(16, "untestable here")])["verdict"] == "untestable here"

@@ -166,6 +166,16 @@ _DECLARED = (
           "3 points (a 3-point drop would have been seen); underpowered when it lies within ± 2 SE of 0 and 2 SE > "
           "3 points (the seed spread hides a 3-point drop); untestable here when either architecture is missing or "
           "has fewer than 2 seeds"),
+    Claim("l0_sensitivity", "Sparsity (L0)", "the paper's stitching and meta-SAE conclusions hold at every target L0 "
+                                             "(a check beyond the paper: 'Sparse but wrong' shows L0 changes features)",
+          "(the paper: one L0 per SAE size)",
+          "one pair of widths (l0_widths) at every target L0 (l0_targets and the family's), each with the larger SAE's "
+          "seed twin at that L0; at each target: (1) novel fraction − seed-twin novel fraction ≥ 5 points, (2) ≥ 50 % "
+          "of novel latents lower the smaller SAE's MSE when inserted alone, (3) meta-SAE variance explained − random "
+          "rows' ≥ 5 points; a target is reproduced when all three hold, partly when one or two, not reproduced when "
+          "none, untestable without a seed twin at that L0; over the targets: reproduced when every testable target "
+          "is, not reproduced when none is, partly otherwise; value: the smallest margin of (1); control: the seed "
+          "twins (declared in metasae_utils.l0sens before its numbers existed, moved here unchanged)"),
     Claim("novel_across_arch", "Architectures", "inserting novel latents lowers the MSE for every stitchable "
                                                 "architecture at matched L0", "(the paper: standard SAEs only)",
           "control: the largest self-duplicate share among the architectures; untestable when it is > 50 %; "
