@@ -93,6 +93,16 @@ def reading(rows: list[dict]) -> str:
     if margins:
         text += (f"The novel fraction exceeds the seed twin's by {100 * min(margins):.1f} to {100 * max(margins):.1f} "
                  "points. ")
+    lowers = [(r["novel_lowers"], r["twin_novel_lowers"]) for r in rows
+              if _ok(r.get("novel_lowers")) and _ok(r.get("twin_novel_lowers"))]
+    if lowers:
+        gaps = [a - b for a, b in lowers]
+        text += (f"Novel latents lower the smaller SAE's MSE for {100 * min(a for a, _ in lowers):.1f}–"
+                 f"{100 * max(a for a, _ in lowers):.1f} % of them, the seed twin's novel latents for "
+                 f"{100 * min(b for _, b in lowers):.1f}–{100 * max(b for _, b in lowers):.1f} % (difference "
+                 f"{100 * min(gaps):+.1f} to {100 * max(gaps):+.1f} points): check 2 has no twin margin, so it shows "
+                 "that novel latents add information, not that size adds more of it than a new seed does "
+                 "(`size_vs_seed` in the stitching chapter asks that). ")
     meta = [(r["meta_variance_explained"], r["random_variance_explained"]) for r in rows
             if _ok(r.get("meta_variance_explained")) and _ok(r.get("random_variance_explained"))]
     if meta:

@@ -178,3 +178,11 @@ def test_l0_summary_row_over_targets():
     assert l0sens.summary_row([r(16, "reproduced"), r(32, "partly")])["verdict"] == "partly"
     assert l0sens.summary_row([r(16, "not reproduced"), r(32, "not reproduced")])["verdict"] == "not reproduced"
     assert l0sens.summary_row([r(16, "untestable here")])["verdict"] == "untestable here"
+
+
+def test_l0_reading_sets_novel_lowers_beside_the_twins():
+    good = {"novel_fraction": 0.4, "twin_novel_fraction": 0.2, "novel_lowers": 0.9, "twin_novel_lowers": 0.95}
+    text = l0sens.reading([l0sens.l0_row(16, "8→16", good, 0.6, 0.3, twin="t"),
+                           l0sens.l0_row(64, "8→16", {**good, "novel_lowers": 0.7, "twin_novel_lowers": 0.6}, 0.6, 0.3)])
+    assert "seed twin's novel latents for 60.0–95.0 %" in text and "-5.0 to +10.0 points" in text
+    assert "check 2 has no twin margin" in text
