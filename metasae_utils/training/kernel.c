@@ -21,6 +21,9 @@
 #include <string.h>
 #include <math.h>
 
+#define LANES 4    /* decoder rows whose norms are summed side by side */
+#define DBLOCK 32  /* input dimensions of db_dec per iteration */
+
 static inline float bf16_to_f32(uint16_t h) {
     uint32_t u = ((uint32_t)h) << 16;
     float f;
@@ -61,12 +64,17 @@ void sae_step(const void *pre, int bf16, const float *b_enc, const float *W_dec,
     double mse = 0.0, l1sum = 0.0, sumsq = 0.0;
     const float inv_b = 1.0f / (float)B;
 
+    /* decoder row norms, LANES rows at a time: independent sums (each in its own d order) run side by side */
 #pragma omp parallel for schedule(static)
-    for (int64_t j = 0; j < S; j++) {
-        const float *w = W_dec + j * D;
-        double s = 0.0;
-        for (int64_t d = 0; d < D; d++) s += (double)w[d] * w[d];
-        nrm[j] = (float)sqrt(s);
+    for (int64_t j0 = 0; j0 < S; j0 += LANES) {
+        const int64_t n = S - j0 < LANES ? S - j0 : LANES;
+        double s[LANES] = {0.0};
+        for (int64_t d = 0; d < D; d++)
+            for (int64_t t = 0; t < n; t++) {
+                const float w = W_dec[(j0 + t) * D + d];
+                s[t] += (double)w * w;
+            }
+        for (int64_t t = 0; t < n; t++) nrm[j0 + t] = (float)sqrt(s[t]);
     }
 
     /* rows: active latents, reconstruction, error, dP */
@@ -154,13 +162,22 @@ void sae_step(const void *pre, int bf16, const float *b_enc, const float *W_dec,
         sq[j] = s2;
     }
 
-    /* db_dec = sum_b g_b - sum_j db_enc[j] W_encT[j]: one input dimension per iteration */
+    /* db_dec = sum_b g_b - sum_j db_enc[j] W_encT[j]: a block of DBLOCK input dimensions per iteration, rows read
+     * contiguously (each dimension's sum keeps its order: rows, then latents, ascending) */
 #pragma omp parallel for schedule(static)
-    for (int64_t d = 0; d < D; d++) {
-        double s = 0.0;
-        for (int64_t b = 0; b < B; b++) s += g[b * D + d];
-        for (int64_t j = 0; j < S; j++) s -= (double)db_enc[j] * W_encT[j * D + d];
-        db_dec[d] = (float)s;
+    for (int64_t d0 = 0; d0 < D; d0 += DBLOCK) {
+        const int64_t n = D - d0 < DBLOCK ? D - d0 : DBLOCK;
+        double s[DBLOCK] = {0.0};
+        for (int64_t b = 0; b < B; b++) {
+            const float *gb = g + b * D + d0;
+            for (int64_t t = 0; t < n; t++) s[t] += gb[t];
+        }
+        for (int64_t j = 0; j < S; j++) {
+            const double q = (double)db_enc[j];
+            const float *w = W_encT + j * D + d0;
+            for (int64_t t = 0; t < n; t++) s[t] -= q * w[t];
+        }
+        for (int64_t t = 0; t < n; t++) db_dec[d0 + t] = (float)s[t];
     }
     for (int64_t j = 0; j < S; j++) sumsq += sq[j];
     for (int64_t d = 0; d < D; d++) sumsq += (double)db_dec[d] * db_dec[d];
