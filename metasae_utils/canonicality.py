@@ -84,7 +84,8 @@ def hungarian_cosine(A, B, live=None) -> float:
     return float(cos[rows, cols].mean())
 
 
-def canonicality_matrix(saes, threshold: float = 0.7, live: Sequence | None = None) -> dict:
+def canonicality_matrix(saes, threshold: float = 0.7, live: Sequence | None = None,
+                        max_cells: int | None = None) -> dict:
     """Both measures for every ordered pair of ``saes``.
 
     ``saes``: a list of SAEs or decoder matrices (d_sae_i, d_in), or a dict name -> SAE / matrix; all must share
@@ -93,7 +94,9 @@ def canonicality_matrix(saes, threshold: float = 0.7, live: Sequence | None = No
     ``matched[i, j] = matched_share(saes[i], saes[j], threshold, live[i])`` (the share of i's latents found in j;
     not symmetric) and ``hungarian`` (n, n) float64 with ``hungarian[i, j] = hungarian_cosine(saes[i], saes[j])``
     over i's and j's live latents (symmetric; computed once per unordered pair).  The diagonal compares an SAE with
-    itself (1.0 for both measures when its rows are non-zero).
+    itself (1.0 for both measures when its rows are non-zero).  ``max_cells``: the Hungarian matching only for pairs
+    whose cosine matrix (live latents of i x live latents of j) has at most that many cells (NaN for larger pairs;
+    None: every pair).
     """
     names, items = (list(map(str, saes)), list(saes.values())) if isinstance(saes, dict) else \
         ([str(i) for i in range(len(saes))], list(saes))
@@ -104,13 +107,13 @@ def canonicality_matrix(saes, threshold: float = 0.7, live: Sequence | None = No
     live = [None] * len(decs) if live is None else list(live)
     if len(live) != len(decs):
         raise ValueError(f"live must have one entry per SAE ({len(decs)}); got {len(live)}")
+    rows = [_live_rows(d, m) for d, m in zip(decs, live)]
     n = len(decs)
     matched = torch.full((n, n), float("nan"), dtype=torch.float64)
     hungarian = torch.full((n, n), float("nan"), dtype=torch.float64)
     for i in range(n):
         for j in range(n):
             matched[i, j] = matched_share(decs[i], decs[j], threshold, live[i])
-            if j >= i:
-                hungarian[i, j] = hungarian[j, i] = hungarian_cosine(_live_rows(decs[i], live[i]),
-                                                                     _live_rows(decs[j], live[j]))
+            if j >= i and (max_cells is None or len(rows[i]) * len(rows[j]) <= max_cells):
+                hungarian[i, j] = hungarian[j, i] = hungarian_cosine(rows[i], rows[j])
     return {"names": names, "threshold": float(threshold), "matched": matched, "hungarian": hungarian}

@@ -163,21 +163,9 @@ def compute_map(saes: list[MapSAE], live: list[torch.Tensor], threshold: float =
     cosine > ``threshold`` in j (all of j's latents) — and ``hungarian`` (n, n, symmetric) — the mean cosine of the
     best one-to-one matching of i's and j's live latents, None where n_live_i x n_live_j > ``max_cells``; nested
     lists (NaN as None), with ``n_live`` (per SAE)."""
-    from .canonicality import _live_rows, hungarian_cosine, matched_share
-    decs = [s.sae.W_dec.detach() for s in saes]
-    if len({d.shape[1] for d in decs}) > 1:
-        raise ValueError("all SAEs must share d_in; got " + ", ".join(f"{s.name}: {d.shape[1]}"
-                                                                       for s, d in zip(saes, decs)))
-    rows = [_live_rows(d, m) for d, m in zip(decs, live)]
-    n = len(saes)
-    matched = torch.full((n, n), float("nan"), dtype=torch.float64)
-    hungarian = torch.full((n, n), float("nan"), dtype=torch.float64)
-    for i in range(n):
-        for j in range(n):
-            matched[i, j] = matched_share(decs[i], decs[j], threshold, live[i])
-            if j >= i and len(rows[i]) * len(rows[j]) <= max_cells:
-                hungarian[i, j] = hungarian[j, i] = hungarian_cosine(rows[i], rows[j])
-    return {"matched": _jsonable(matched), "hungarian": _jsonable(hungarian),
+    from .canonicality import canonicality_matrix
+    got = canonicality_matrix({s.name: s.sae for s in saes}, threshold, live, max_cells=max_cells)
+    return {"matched": _jsonable(got["matched"]), "hungarian": _jsonable(got["hungarian"]),
             "n_live": [int(m.sum()) for m in live], "threshold": float(threshold)}
 
 
