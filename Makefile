@@ -49,7 +49,7 @@ test: assets chromium
 	$(JB) build $(CI_OUT) --all -W -n --keep-going
 	$(PY) -c "from metasae_utils import runner; runner.stage()"
 	$(JB) build . --all -W -n --keep-going
-	BOOK_HTML=$(CI_OUT)/_build/html:_build/html $(PY) -m pytest tests $(CI_OUT)/_build/executed/*.ipynb --nbval-lax -q -p no:cacheprovider
+	BOOK_HTML=$(CI_OUT)/_build/html:_build/html $(PY) -m pytest tests $(CI_OUT)/_build/executed/*.ipynb --nbval-lax -q -p no:cacheprovider --durations=25
 
 clean:
 	rm -rf _build

@@ -126,7 +126,24 @@ def bench_fast_step(cfg, prep) -> list[dict]:
                                  "latents that fired would not equal SAELens' training); where this ratio is near "
                                  "or above 2.5, the step cannot reach 2.5 encoder products"),
                              id="train_step_adam_vs_encoder_product", width=w, l0_target=l0))
+    if autocast:
+        rows.append(_fp32_row(acts, width, batch))
     return rows
+
+
+def _fp32_row(acts, width, batch) -> dict:
+    """The step / encoder-product ratio on the fp32 path, which ``train_dtype: auto`` takes on CPUs without AMX
+    (where bf16 runs slower than fp32): the same case as the main row, both the step and the product in fp32."""
+    r = _case(acts, width, 32, batch, autocast=False)
+    return dict(row("fast_step", f"fp32 path (CPUs without AMX): fast step / one dense encoder product "
+                                 f"(width {width}, L0 32)", r["fast"] / r["encoder"], None,
+                    f"width {width}, L0 {r['l0']:.1f}, fp32, {torch.get_num_threads()} threads, batch {batch}: fast "
+                    f"step {1e3 * r['fast']:.1f} ms (loss and gradients {1e3 * r['fwd_bwd']:.1f} ms, Adam "
+                    f"{1e3 * r['adam']:.1f} ms), encoder product {1e3 * r['encoder']:.1f} ms, SAETrainer "
+                    f"{1e3 * r['saelens']:.1f} ms. This machine trains in bf16 (the row above, against its bf16 "
+                    "product); this row is the ratio where auto chooses fp32"),
+                id="train_step_vs_encoder_product_fp32", width=width, l0_target=32, step_ms=1e3 * r["fast"],
+                encoder_ms=1e3 * r["encoder"], saelens_ms=1e3 * r["saelens"])
 
 
 def bench_branches(cfg, prep) -> list[dict]:
