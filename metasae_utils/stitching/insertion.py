@@ -9,8 +9,7 @@ import torch
 from ..evaluate import DEAD_RATE
 from .build import _as_ids, insert_latents
 from .compat import _check_acts, _check_pair, _ItemAccess
-from .similarity import _auto_chunk
-from .tokenstats import _VarianceAccumulator, _batches, _masked_dot_sum, _output_scale
+from .tokenstats import _VarianceAccumulator, _batches, _output_scale, _sparse_dot_sum
 
 
 @dataclass
@@ -47,8 +46,9 @@ def insertion_deltas(
         ΔMSE_j = sum_n ( -2 A_nj (e_n . D_j) + A_nj^2 |D_j|^2 ) / (n d),     ΔL0_j = mean_n (A_nj != 0).
 
     (With run-time input normalisation A is multiplied by the per-token output scale.)  Batches of
-    ``batch_size`` tokens; the (B, m) product ``e @ D^T`` is formed ``latent_chunk`` latents at a time
-    (default: ~256 MB blocks).  Memory also holds one (B, d_sae_large) encoding.  Sums are float64.
+    ``batch_size`` tokens; the cross term touches only the non-zeros of A, as ``(A^T e)_j . D_j`` (a sparse
+    product; on CUDA the dense (B, m) product ``e @ D^T`` in ~256 MB blocks, ``latent_chunk`` is ignored).  Memory
+    also holds one (B, d_sae_large) encoding.  Sums are float64.
     Equals :func:`insert_latents` followed by ``reconstruction_metrics`` for each latent.
     """
     _check_pair(small, large)
@@ -67,14 +67,15 @@ def insertion_deltas(
         x = x.to(dev)
         f_small = small.encode(x)
         err = x.double() - small.decode(f_small).double()  # (B, d)
-        A = large.encode(x.to(large.W_dec.device))[:, ids].to(device=dev, dtype=torch.float64)  # (B, m)
-        fires += (A != 0).sum(0)
+        f = large.encode(x.to(large.W_dec.device))[:, ids].to(dev)  # (B, m)
+        r, k = torch.nonzero(f, as_tuple=True)
+        a = f[r, k].double()  # (nnz,) the candidates' activations, zeros left out
+        fires += torch.bincount(k, minlength=m).to(fires.dtype)
         scale = _output_scale(small, x)
         if scale is not None:
-            A = A * scale.double()[:, None]
-        chunk = latent_chunk or _auto_chunk(x.shape[0], torch.float64)
-        sum_cross += _masked_dot_sum(err, A, D, chunk)
-        sum_sq += (A**2).sum(0)
+            a = a * scale.double()[r]
+        sum_cross += _sparse_dot_sum(err, r, k, a, D)
+        sum_sq.index_add_(0, k, a**2)
         base_sq += float((err**2).sum())
         base_l0 += float((f_small != 0).sum())
         var.add(x)

@@ -16,10 +16,12 @@ from tqdm.auto import tqdm
 
 from .compat import _check_acts, _check_pair
 from .groups import Group, swap_groups
-from .similarity import _auto_chunk
-from .tokenstats import _VarianceAccumulator, _batches, _masked_dot_sum, _output_scale
+from .tokenstats import _VarianceAccumulator, _batches, _output_scale, _sparse_dot_sum
 
 BDEC_GROUP = -1  # ``group`` index of the decoder-bias step in an interpolation path
+#: the walk keeps the units' decoder Gram matrix D D^T (N, N) in float64 when it takes at most this many bytes
+#: (N = 6,913 units: 382 MB); beyond, each step reads the decoder rows of the units it touches instead
+GRAM_BUDGET_BYTES = 512 * 2**20
 
 
 @dataclass
@@ -42,6 +44,7 @@ class _UnitStats:
     total_var: float
     n: int
     d: int
+    gram: np.ndarray | None = None  # (N, N) float64 D D^T, set by _attach_gram when it fits GRAM_BUDGET_BYTES
 
 
 def _collect_unit_stats(small, large, acts: torch.Tensor, batch_size: int, progress: bool) -> _UnitStats:
@@ -69,13 +72,13 @@ def _collect_unit_stats(small, large, acts: torch.Tensor, batch_size: int, progr
         scale = _output_scale(small, x)
         scale = torch.ones(x.shape[0], dtype=torch.float64, device=dev) if scale is None else scale.double()
         for f, W, offset in ((f_s, W_s, 0), (f_l, W_l, n_s)):
-            fires[offset : offset + f.shape[1]] += (f != 0).sum(0)
-            A = f.double() * scale[:, None]
-            c[offset : offset + f.shape[1]] += _masked_dot_sum(err, A, W, _auto_chunk(x.shape[0], torch.float64))
             r, k = torch.nonzero(f, as_tuple=True)
+            fires[offset : offset + f.shape[1]] += torch.bincount(k, minlength=f.shape[1]).to(fires.dtype)
+            a = f[r, k].double() * scale[r]  # (nnz,) the units' scaled activations
+            c[offset : offset + f.shape[1]] += _sparse_dot_sum(err, r, k, a, W)
             rows.append((r + start).cpu())
             cols.append((k + offset).cpu())
-            vals.append(A[r, k].cpu())
+            vals.append(a.cpu())
         c[N - 1] += (scale * (err @ db)).sum()
         rows.append(torch.arange(start, start + x.shape[0]))
         cols.append(torch.full((x.shape[0],), N - 1, dtype=torch.long))
@@ -120,14 +123,29 @@ def _self_terms(stats: _UnitStats, units: list[np.ndarray], sign: np.ndarray) ->
     return Q
 
 
+def _attach_gram(stats: _UnitStats, budget: int | None = None) -> None:
+    """Set ``stats.gram`` = D D^T (N, N) float64 (one BLAS product) when it takes at most ``budget`` bytes
+    (default :data:`GRAM_BUDGET_BYTES`).
+
+    Every unit's row of co-firing units is visited once along a walk, so the walk reads about all of the Gram
+    matrix's non-zero pattern; one dense product is far cheaper than gathering decoder rows per step."""
+    N = stats.D.shape[0]
+    if N * N * 8 <= (GRAM_BUDGET_BYTES if budget is None else budget):
+        D = stats.D.astype(np.float64)
+        stats.gram = D @ D.T
+
+
 def _apply_group(stats: _UnitStats, u: np.ndarray, sign: np.ndarray, c: np.ndarray, score: np.ndarray | None, gid) -> None:
-    """Update c (N,) in place after toggling the units ``u``: c_v -= sum_w sign_w G_vw, with
-    G_vw = (A^T A)_vw (D_v . D_w).  If ``score`` (G,) is given, propagate -2 sign_v Δc_v to it."""
+    """Update c (N,) in place after toggling the units ``u`` (|g|,): c_v -= sum_w sign_w G_vw, with
+    G_vw = (A^T A)_vw (D_v . D_w).  If ``score`` (G,) is given, propagate -2 sign_v Δc_v to it.
+
+    D_v . D_w is read from ``stats.gram`` (N, N) when :func:`_attach_gram` set it, else from the decoder rows."""
     K = stats.At[u] @ stats.A  # (|g|, N) co-activation sums with every unit
     for r, w in enumerate(u):
         lo, hi = K.indptr[r], K.indptr[r + 1]
         cols = K.indices[lo:hi]
-        dc = -sign[w] * K.data[lo:hi] * (stats.D[cols] @ stats.D[w]).astype(np.float64)
+        dots = stats.gram[w, cols] if stats.gram is not None else (stats.D[cols] @ stats.D[w]).astype(np.float64)
+        dc = -sign[w] * K.data[lo:hi] * dots
         c[cols] += dc
         if score is not None:
             np.add.at(score, gid[cols], -2.0 * sign[cols] * dc)
@@ -214,6 +232,7 @@ def interpolate(
     groups = swap_groups(small, large, threshold) if groups is None else groups
     n_s = small.cfg.d_sae
     stats = _collect_unit_stats(small, large, activations, batch_size, progress)
+    _attach_gram(stats)
     units, gid = _group_units(groups, n_s, stats.D.shape[0])
     sign = np.ones(stats.D.shape[0])
     sign[:n_s] = -1.0  # small latents are removed, large latents and the bias change added
