@@ -96,3 +96,17 @@ def test_sparse_cross_term_equals_dense():
     dense = _masked_dot_sum(err, A, W, chunk=7)
     torch.testing.assert_close(sparse, dense, rtol=1e-12, atol=1e-12)
     assert (sparse[(A != 0).sum(0) == 0] == 0).all()
+
+
+def test_insertion_deltas_many_equals_one_call_per_sae():
+    from metasae_utils.stitching import insertion_deltas, insertion_deltas_many, self_duplicates, self_duplicates_of
+    small, large, acts = case(StandardSAE, "float64")
+    other = random_sae(StandardSAE, StandardSAEConfig, N_LARGE, 7, "float64")
+    many = insertion_deltas_many(small, [large, other, small], acts, batch_size=64)
+    for got, sae in zip(many, (large, other, small)):
+        ref = insertion_deltas(small, sae, acts, batch_size=64)
+        for key in ("latent_ids", "delta_mse", "delta_l0", "delta_fvu"):
+            assert torch.equal(torch.as_tensor(got[key]), torch.as_tensor(ref[key])), key
+        assert got.base == ref.base
+    mine, ref = self_duplicates_of(many[-1]), self_duplicates(small, acts, batch_size=64)
+    assert mine["share"] == ref["share"] and torch.equal(mine["dead"], ref["dead"])

@@ -55,8 +55,9 @@ def _sparse_dot_sum(err: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, v
         A[rows.to(err.device), cols.to(err.device)] = vals.to(device=err.device, dtype=torch.float64)
         from .similarity import _auto_chunk
         return _masked_dot_sum(err, A, W, _auto_chunk(B, torch.float64))
-    At = sp.csr_matrix((vals.double().cpu().numpy(), (cols.cpu().numpy(), rows.cpu().numpy())), shape=(m, B))
-    M = At @ err.cpu().numpy()  # (m, d): sum_n A[n, j] err[n]
+    v, e = vals.detach().double().cpu().numpy(), err.detach().cpu().numpy()
+    At = sp.csr_matrix((v, (cols.cpu().numpy(), rows.cpu().numpy())), shape=(m, B))
+    M = At @ e  # (m, d): sum_n A[n, j] err[n]
     Wd = W.detach().to(torch.float64).cpu().numpy()
     return torch.from_numpy(np.einsum("ij,ij->i", M, Wd)).to(err.device)
 
