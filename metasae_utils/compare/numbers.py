@@ -93,7 +93,7 @@ def paths(small, large, acts: torch.Tensor, threshold: float = 0.7, seed: int = 
     """The interpolation from the smaller SAE to the larger: the ``greedy`` path (a list of
     :func:`~metasae_utils.stitching.interpolate` points) with its :func:`~metasae_utils.stitching.monotonicity` and
     :func:`~metasae_utils.stitching.overshoot`; with ``random_order`` also a seeded ``random`` path and its
-    monotonicity (the control; it doubles the cost, which the interpolation dominates), else those two are None."""
+    monotonicity (the control; it doubles the interpolation's cost, about half of the run), else those two are None."""
     greedy = interpolate(small, large, acts, threshold=threshold, order="greedy", progress=False)
     rand = (interpolate(small, large, acts, threshold=threshold, order="random", seed=seed, progress=False)
             if random_order else None)
