@@ -110,3 +110,21 @@ def test_insertion_deltas_many_equals_one_call_per_sae():
         assert got.base == ref.base
     mine, ref = self_duplicates_of(many[-1]), self_duplicates(small, acts, batch_size=64)
     assert mine["share"] == ref["share"] and torch.equal(mine["dead"], ref["dead"])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_interpolate_many_equals_separate_calls(dtype):
+    from metasae_utils.stitching import insertion_deltas, interpolate_many
+    small, large, acts = case(StandardSAE, dtype)
+    other = random_sae(StandardSAE, StandardSAEConfig, N_LARGE, 7, dtype)
+    runs = [{"order": "greedy"}, {"order": "random", "seed": 4}, {"order": "greedy", "removals": "last"}]
+    paths, deltas = interpolate_many(small, large, acts, runs, insert=[large, other, small], batch_size=64)
+    for run, path in zip(runs, paths):
+        assert path == interpolate(small, large, acts, batch_size=64, progress=False, **run)
+    for got, sae in zip(deltas, (large, other, small)):
+        ref = insertion_deltas(small, sae, acts, batch_size=64)
+        for key in ("latent_ids", "delta_mse", "delta_l0", "delta_fvu"):
+            assert torch.equal(torch.as_tensor(got[key]), torch.as_tensor(ref[key])), key
+        assert got.base == ref.base
+    with pytest.raises(ValueError, match="removals"):
+        interpolate_many(small, large, acts, [{"removals": "first"}])

@@ -12,9 +12,8 @@ import math
 import torch
 
 from ..canonicality import hungarian_cosine, matched_share
-from ..stitching import (InsertionDeltas, LatentClassification, classify_latents, insertion_deltas,
-                         insertion_deltas_many, insertion_shares, interpolate, monotonicity, overshoot, quadrant_shares,
-                         self_duplicates_of)
+from ..stitching import (InsertionDeltas, LatentClassification, classify_latents, insertion_deltas, insertion_shares,
+                         interpolate_many, monotonicity, overshoot, quadrant_shares, self_duplicates_of)
 
 #: a latent firing on at most this share of the activation rows is dead
 DEAD_RATE = 1e-5
@@ -89,16 +88,20 @@ def twin_numbers(small, large, twin, acts: torch.Tensor, large_live: torch.Tenso
             "band": band, "vs_small": {k: v for k, v in vs_small.items() if k != "_"}}
 
 
-def paths(small, large, acts: torch.Tensor, threshold: float = 0.7, seed: int = 0, random_order: bool = False) -> dict:
+def paths(small, large, acts: torch.Tensor, threshold: float = 0.7, seed: int = 0, random_order: bool = False,
+          insert=()) -> dict:
     """The interpolation from the smaller SAE to the larger: the ``greedy`` path (a list of
     :func:`~metasae_utils.stitching.interpolate` points) with its :func:`~metasae_utils.stitching.monotonicity` and
     :func:`~metasae_utils.stitching.overshoot`; with ``random_order`` also a seeded ``random`` path and its
-    monotonicity (the control; it doubles the interpolation's cost, about half of the run), else those two are None."""
-    greedy = interpolate(small, large, acts, threshold=threshold, order="greedy", progress=False)
-    rand = (interpolate(small, large, acts, threshold=threshold, order="random", seed=seed, progress=False)
-            if random_order else None)
+    monotonicity (the control; it adds a second walk, not a second pass over ``acts``), else those two are None.
+    ``insertions``: the :func:`~metasae_utils.stitching.insertion_deltas` of each SAE of ``insert`` into the smaller,
+    from the same pass (:func:`~metasae_utils.stitching.interpolate_many`)."""
+    runs = [{"order": "greedy"}] + ([{"order": "random", "seed": seed}] if random_order else [])
+    found, inserted = interpolate_many(small, large, acts, runs, insert=insert, threshold=threshold)
+    greedy, rand = found[0], (found[1] if random_order else None)
     return {"greedy": greedy, "random": rand, "monotonicity": monotonicity(greedy),
-            "monotonicity_random": monotonicity(rand) if rand else None, "overshoot": overshoot(greedy)}
+            "monotonicity_random": monotonicity(rand) if rand else None, "overshoot": overshoot(greedy),
+            "insertions": inserted}
 
 
 def numbers(small, large, acts: torch.Tensor, twin=None, threshold: float = 0.7, dead_rate: float = DEAD_RATE,
@@ -106,13 +109,14 @@ def numbers(small, large, acts: torch.Tensor, twin=None, threshold: float = 0.7,
     """Everything the report shows (``random_order``: see :func:`paths`).  Returns the JSON-ready ``report``
     numbers and ``panel`` / ``paths`` for the figures (``panel`` as
     :func:`!metasae_utils.figures.delta_cosine_scatter` takes it, live latents only)."""
-    # one pass for every single insertion: the larger SAE's, the twin's and the smaller SAE's own (its control)
-    found = insertion_deltas_many(small, [large] + ([] if twin is None else [twin]) + [small], acts)
+    # one pass over acts: the paths and every single insertion (LARGE's, the twin's, SMALL's own: its control)
+    insert = [large] + ([] if twin is None else [twin]) + [small]
+    walk = paths(small, large, acts, threshold, seed, random_order, insert=insert)
+    found = walk.pop("insertions")
     main = pair(small, large, acts, threshold, dead_rate, found[0])
     extra = main.pop("_")
     live = extra["live"]
     twin_part = None if twin is None else twin_numbers(small, large, twin, acts, live, threshold, dead_rate, found[1])
-    walk = paths(small, large, acts, threshold, seed, random_order)
     end = walk["greedy"][-1]
     report = {**main, "threshold": float(threshold), "dead_rate": float(dead_rate),
               "twin_novel_fraction": None if twin_part is None else twin_part["novel_fraction_vs_large"],

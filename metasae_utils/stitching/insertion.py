@@ -78,11 +78,13 @@ class _Candidates:
         m = self.ids.numel()
         self.cross, self.sq, self.fires = (torch.zeros(m, dtype=torch.float64, device=dev) for _ in range(3))
 
-    def add(self, x: torch.Tensor, f_small: torch.Tensor, err: torch.Tensor, scale: torch.Tensor | None) -> None:
-        """Add one batch: x (B, d), the small SAE's encoding f_small (B, d_small), its error err (B, d) float64 and
-        the output scale (B,) or None."""
+    def add(self, x: torch.Tensor, f_small: torch.Tensor, err: torch.Tensor, scale: torch.Tensor | None,
+            f: torch.Tensor | None = None) -> None:
+        """Add one batch: x (B, d), the small SAE's encoding f_small (B, d_small), its error err (B, d) float64,
+        the output scale (B,) or None and, when already computed, this SAE's encoding f (B, d_sae)."""
         large, dev = self.large, err.device
-        f = f_small if self.reuse else large.encode(x.to(large.W_dec.device))
+        if f is None:
+            f = f_small if self.reuse else large.encode(x.to(large.W_dec.device))
         f = (f if self.everyone else f[:, self.ids]).to(dev)  # (B, m)
         r, k = torch.nonzero(f, as_tuple=True)
         a = f[r, k].double()  # (nnz,) the candidates' activations, zeros left out

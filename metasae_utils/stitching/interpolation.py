@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from .compat import _check_acts, _check_pair
 from .groups import Group, swap_groups
+from .insertion import InsertionDeltas, _Candidates
 from .tokenstats import _VarianceAccumulator, _batches, _output_scale, _sparse_dot_sum
 
 BDEC_GROUP = -1  # ``group`` index of the decoder-bias step in an interpolation path
@@ -46,10 +47,15 @@ class _UnitStats:
     n: int
     d: int
     gram: np.ndarray | None = None  # (N, N) float64 D D^T, set by _attach_gram when it fits GRAM_BUDGET_BYTES
+    inserted: list | None = None  # InsertionDeltas of the ``insert`` SAEs of _collect_unit_stats
 
 
-def _collect_unit_stats(small, large, acts: torch.Tensor, batch_size: int, progress: bool) -> _UnitStats:
-    """One batched pass: encodings of both SAEs as a sparse matrix plus the first-order statistics."""
+def _collect_unit_stats(small, large, acts: torch.Tensor, batch_size: int, progress: bool, insert=()) -> _UnitStats:
+    """One batched pass: encodings of both SAEs as a sparse matrix plus the first-order statistics.
+
+    ``insert``: SAEs whose single-insertion deltas into ``small`` (:func:`!insertion_deltas`, all latents) the same
+    pass accumulates, reusing the small SAE's encoding and error (and the large SAE's encoding for ``large``, the
+    small SAE's for ``small``); they are ``stats.inserted``, in order."""
     import scipy.sparse as sp
 
     dev = small.W_dec.device
@@ -60,8 +66,9 @@ def _collect_unit_stats(small, large, acts: torch.Tensor, batch_size: int, progr
     c = torch.zeros(N, dtype=torch.float64, device=dev)
     fires = torch.zeros(N, dtype=torch.float64, device=dev)
     rows, cols, vals = [], [], []
-    sq_small = sq_large = 0.0
+    sq_small = sq_large = l0_small = 0.0
     var = _VarianceAccumulator(d)
+    cands = [_Candidates(small, sae, None, dev) for sae in insert]
     for start, x in _batches(acts, batch_size, "stitching stats", progress):
         x = x.to(dev)
         f_s = small.encode(x)
@@ -69,8 +76,11 @@ def _collect_unit_stats(small, large, acts: torch.Tensor, batch_size: int, progr
         err = x.double() - small.decode(f_s).double()
         sq_small += float((err**2).sum())
         sq_large += float(((x.double() - large.decode(f_l.to(large.W_dec.device)).double().to(dev)) ** 2).sum())
+        l0_small += float((f_s != 0).sum())
         var.add(x)
         scale = _output_scale(small, x)
+        for cand, sae in zip(cands, insert):
+            cand.add(x, f_s, err, scale, f=f_l if sae is large else None)
         scale = torch.ones(x.shape[0], dtype=torch.float64, device=dev) if scale is None else scale.double()
         for f, W, offset in ((f_s, W_s, 0), (f_l, W_l, n_s)):
             r, k = torch.nonzero(f, as_tuple=True)
@@ -90,9 +100,11 @@ def _collect_unit_stats(small, large, acts: torch.Tensor, batch_size: int, progr
     )
     d_dtype = torch.float64 if small.W_dec.dtype == torch.float64 else torch.float32
     D = torch.cat([W_s.to(d_dtype), W_l.to(d_dtype), db[None, :].to(d_dtype)]).cpu().numpy()
+    base = {"mse": sq_small / (n * d), "fvu": sq_small / var.total, "l0": l0_small / n}
     return _UnitStats(
         A=A, At=A.T.tocsr(), D=D, c=c.cpu().numpy(), fires=fires.cpu().numpy(),
         sq_small=sq_small, sq_large=sq_large, total_var=var.total, n=n, d=d,
+        inserted=[cand.result(n, d, var.total, base) for cand in cands],
     )
 
 
@@ -226,14 +238,48 @@ def interpolate(
     """
     _check_pair(small, large)
     _check_acts(small, activations)
+    _check_options(b_dec_step, removals)
+    groups = swap_groups(small, large, threshold) if groups is None else groups
+    stats = _collect_unit_stats(small, large, activations, batch_size, progress)
+    _attach_gram(stats)
+    return _path(stats, groups, small, order, seed, b_dec_step, removals, progress)
+
+
+@torch.no_grad()
+def interpolate_many(small, large, activations: torch.Tensor, runs: list[dict], insert=(), threshold: float = 0.7,
+                     batch_size: int = 4096, progress: bool = False) -> tuple[list[list[dict]], list[InsertionDeltas]]:
+    """Several :func:`interpolate` paths and single-insertion deltas from ONE pass over ``activations`` (n, d_in).
+
+    ``runs``: one dict of :func:`interpolate`'s path options per path (``order``, ``seed``, ``b_dec_step``,
+    ``removals``; omitted keys take its defaults); ``insert``: SAEs whose :func:`!insertion_deltas` (all latents)
+    into ``small`` the same pass gives.  Returns (the paths, in the order of ``runs``; the deltas, in the order of
+    ``insert``), the same numbers as separate :func:`interpolate` and :func:`!insertion_deltas` calls, which
+    would encode the activations once per call."""
+    _check_pair(small, large)
+    _check_acts(small, activations)
+    for sae in insert:
+        _check_pair(small, sae)
+    for run in runs:
+        _check_options(run.get("b_dec_step", "auto"), run.get("removals", "any"))
+    groups = swap_groups(small, large, threshold)
+    stats = _collect_unit_stats(small, large, activations, batch_size, progress, insert)
+    _attach_gram(stats)
+    paths = [_path(stats, groups, small, run.get("order", "greedy"), run.get("seed", 0), run.get("b_dec_step", "auto"),
+                   run.get("removals", "any"), progress) for run in runs]
+    return paths, stats.inserted
+
+
+def _check_options(b_dec_step: str, removals: str) -> None:
     if b_dec_step not in ("auto", "first", "last"):
         raise ValueError(f"b_dec_step must be 'auto', 'first' or 'last'; got {b_dec_step!r}")
     if removals not in ("any", "last"):
         raise ValueError(f"removals must be 'any' or 'last'; got {removals!r}")
-    groups = swap_groups(small, large, threshold) if groups is None else groups
+
+
+def _path(stats: _UnitStats, groups: list[Group], small, order: str, seed: int, b_dec_step: str, removals: str,
+          progress: bool) -> list[dict]:
+    """One path of :func:`interpolate` from the collected ``stats`` (left unchanged: paths can share them)."""
     n_s = small.cfg.d_sae
-    stats = _collect_unit_stats(small, large, activations, batch_size, progress)
-    _attach_gram(stats)
     units, gid = _group_units(groups, n_s, stats.D.shape[0])
     sign = np.ones(stats.D.shape[0])
     sign[:n_s] = -1.0  # small latents are removed, large latents and the bias change added
