@@ -50,7 +50,7 @@ class MapSAE:
 
 
 def from_member(member, kind: str, seed: int, l0_target: float | None) -> MapSAE:
-    """A family :class:`~metasae_utils.families.Member` as a map entry (``info["target_l0"]``,
+    """A family :class:`!metasae_utils.families.Member` as a map entry (``info["target_l0"]``,
     ``info["seed_offset"]`` and ``info["n_steps"]`` win over ``seed`` / ``l0_target`` when present)."""
     info = member.info or {}
     if kind not in KINDS:
@@ -63,7 +63,7 @@ def from_member(member, kind: str, seed: int, l0_target: float | None) -> MapSAE
 def branch_saes(member, seed: int, l0_target: float | None, load=None) -> list[MapSAE]:
     """Every annealed budget branch of ``member`` (``info["branches"]``: {steps: SAELens folder}) except the
     member itself (the branch at the family's budget), loaded with ``load`` (default
-    :func:`metasae_utils.training.load_sae`), named ``<member>@<steps>``; [] without branches."""
+    :func:`!metasae_utils.training.load_sae`), named ``<member>@<steps>``; [] without branches."""
     if load is None:
         from .training import load_sae as load
     own = str(member.path) if member.path is not None else None
@@ -78,7 +78,7 @@ def branch_saes(member, seed: int, l0_target: float | None, load=None) -> list[M
 
 def architecture_saes(pairs: dict, l0_target: float, steps: int | None, key: str) -> list[MapSAE]:
     """Chapter 5's matched-L0 pairs (``{architecture: [Calibration, Calibration]}`` from
-    :func:`metasae_utils.architectures.compare` / ``matched_pair``) as entries ``<arch>-<width> (ch. 5, L0 <target>)``;
+    :func:`!metasae_utils.architectures.compare` / ``matched_pair``) as entries ``<arch>-<width> (ch. 5, L0 <target>)``;
     ``key`` names the activations they were trained on (with the calibrated coefficient, the cache identity)."""
     out = []
     for arch, pair in pairs.items():
@@ -91,7 +91,7 @@ def architecture_saes(pairs: dict, l0_target: float, steps: int | None, key: str
 
 def load_architecture_pairs(cfg, train_acts: torch.Tensor, train_key: str) -> list[MapSAE]:
     """Chapter 5's matched-L0 pairs on the model's activations, rebuilt exactly as that chapter builds them (so
-    every SAE comes from the cache when chapter 5 has run): :func:`metasae_utils.architectures.matched_pair` for each
+    every SAE comes from the cache when chapter 5 has run): :func:`!metasae_utils.architectures.matched_pair` for each
     architecture of ``cfg.arch_compare`` at ``cfg.arch_widths`` and L0 ``cfg.arch_l0`` (default ``cfg.k``)."""
     from dataclasses import replace
 
@@ -141,7 +141,7 @@ def twin_cells(saes: list[MapSAE]) -> list[tuple[int, int]]:
 
 def live_masks(saes: list[MapSAE], activations: torch.Tensor) -> list[torch.Tensor]:
     """Per SAE a (d_sae,) bool mask of its live latents: firing on more than 1e-5 of ``activations`` (n, d_in,
-    held-out), as :func:`metasae_utils.evaluate.alive_latents` defines it."""
+    held-out), as :func:`!metasae_utils.evaluate.alive_latents` defines it."""
     from .evaluate import alive_latents, firing_rates
     return [alive_latents(firing_rates(s.sae, activations), 1) for s in saes]
 
@@ -151,7 +151,7 @@ def _jsonable(m) -> list[list]:
     return [[None if math.isnan(float(v)) else float(v) for v in r] for r in torch.as_tensor(m).tolist()]
 
 
-#: the largest cosine matrix (n_a x n_b live latents) the exact Hungarian matching is run on: 25M cells (a 4608 x
+#: the largest cosine matrix (n_a x n_b live latents) the exact Hungarian matching is run on, 25M cells (a 4608 x
 #: 4608 matching takes ~1.5 s and 170 MB); larger pairs (the pretrained families' widest SAEs) get None
 HUNGARIAN_MAX_CELLS = 25_000_000
 

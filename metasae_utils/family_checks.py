@@ -1,6 +1,6 @@
 """The checks that tie a trained family's fields together: annealed budget branches and L0 variants.
 
-Each returns the message of the first problem (None when there is none); :func:`metasae_utils.presets.validate`
+Each returns the message of the first problem (None when there is none); :func:`!metasae_utils.presets.validate`
 raises it as a ``ConfigError``.  They apply to a family trained here only (ignored for a pretrained or local one).
 """
 

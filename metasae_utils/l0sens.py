@@ -5,7 +5,7 @@ One pair of widths (``l0_widths``) is trained at several target L0s (``l0_target
 that L0) and a meta-SAE's variance explained into a verdict-style row ``{"id": "l0_sensitivity", "l0_target", ...}``;
 :func:`reading` says in words whether the conclusions change across targets.
 
-The rule (:data:`RULE`, declared in :mod:`metasae_utils.claims.registry` as ``l0_sensitivity``; first written here
+The rule (:data:`RULE`, declared in :mod:`!metasae_utils.claims.registry` as ``l0_sensitivity``; first written here
 before any number it judged existed): at one target L0 the paper's
 conclusions *hold* when all of
 
@@ -30,8 +30,9 @@ from .claims.registry import CLAIMS, row
 MARGIN = 0.05
 #: share of novel latents that must lower the MSE
 MOST = 0.5
+#: the rule that judges one target L0 (the claim ``l0_sensitivity`` of the claims registry)
 RULE = CLAIMS["l0_sensitivity"].rule
-#: the checks, in the order of the rule: (key in the row, words)
+#: the checks in the order of the rule, as (key in the row, words) pairs
 CHECKS = (("novel_beyond_twin", "novelty beyond the seed twin"), ("novel_lower_mse", "novel latents lower the MSE"),
           ("meta_beyond_random", "meta-SAE beats random rows"))
 NUMBER_KEYS = ("novel_fraction", "twin_novel_fraction", "novel_lowers", "twin_novel_lowers", "recon_raises",
@@ -43,8 +44,9 @@ def _ok(x) -> bool:
 
 
 def checks(numbers: dict, meta_ve: float | None, random_ve: float | None) -> dict:
-    """The three checks of :data:`RULE` on one target's numbers (``numbers``: :func:`metasae_utils.stitching.
-    pair_numbers` output, fractions in 0..1; ``meta_ve`` / ``random_ve``: variance explained, 0..1): a dict
+    """The three checks of :data:`RULE` on one target's numbers (``numbers``:
+    :func:`metasae_utils.stitching.pair_numbers` output, fractions in 0..1; ``meta_ve`` / ``random_ve``: variance
+    explained, 0..1): a dict
     ``{check key: True / False / None}`` (None: not measurable)."""
     nf, tnf, nl = (numbers.get(k) for k in ("novel_fraction", "twin_novel_fraction", "novel_lowers"))
     return {"novel_beyond_twin": (nf - tnf >= MARGIN) if _ok(nf) and _ok(tnf) else None,

@@ -12,8 +12,8 @@ import math
 import torch
 
 from ..canonicality import hungarian_cosine, matched_share
-from ..stitching import (LatentClassification, classify_latents, insertion_deltas, insertion_shares, interpolate,
-                         monotonicity, overshoot, quadrant_shares, self_duplicate_control)
+from ..stitching import (InsertionDeltas, LatentClassification, classify_latents, insertion_deltas, insertion_shares,
+                         interpolate_many, monotonicity, overshoot, quadrant_shares, self_duplicates_of)
 
 #: a latent firing on at most this share of the activation rows is dead
 DEAD_RATE = 1e-5
@@ -42,15 +42,17 @@ def _share(k: int, n: int) -> float:
     return k / n if n else float("nan")
 
 
-def pair(small, large, acts: torch.Tensor, threshold: float = 0.7, dead_rate: float = DEAD_RATE) -> dict:
+def pair(small, large, acts: torch.Tensor, threshold: float = 0.7, dead_rate: float = DEAD_RATE,
+         deltas: InsertionDeltas | None = None) -> dict:
     """Stitching numbers of one (smaller, larger) pair on ``acts`` (n, d_in), over the larger SAE's live latents.
 
     Returns the JSON numbers (``n_large``, ``live``, ``dead``, ``novel``, ``reconstruction``, ``novel_fraction``,
     ``novel_lowers``, ``recon_raises``, ``novel_raises``, ``matched_share``, ``hungarian_cosine``, ``base``: the
     smaller SAE's mse / fvu / l0) and, under ``"_"``, what the figures need: ``max_cos`` (n_large,), ``delta_mse``
-    (n_large,) and ``live`` (n_large,) bool."""
+    (n_large,) and ``live`` (n_large,) bool.  ``deltas``: the larger SAE's
+    :func:`~metasae_utils.stitching.insertion_deltas` into the smaller on ``acts`` when already computed."""
     cls = classify_latents(small, large, threshold)
-    deltas = insertion_deltas(small, large, acts)
+    deltas = insertion_deltas(small, large, acts) if deltas is None else deltas
     live = torch.as_tensor(deltas.delta_l0) > dead_rate  # delta_l0: each latent's firing rate on acts
     lc = live_only(cls, live)
     shares = insertion_shares(lc, deltas)
@@ -67,13 +69,14 @@ def pair(small, large, acts: torch.Tensor, threshold: float = 0.7, dead_rate: fl
 
 
 def twin_numbers(small, large, twin, acts: torch.Tensor, large_live: torch.Tensor, threshold: float = 0.7,
-                 dead_rate: float = DEAD_RATE) -> dict:
+                 dead_rate: float = DEAD_RATE, deltas: InsertionDeltas | None = None) -> dict:
     """The seed twin's numbers: ``vs_small`` (the twin stitched onto the smaller SAE: :func:`pair`'s numbers, to set
     beside the larger SAE's) and the noise floor: ``novel_fraction_vs_large`` (the share of the twin's live latents
     with no decoder match > ``threshold`` in the larger SAE: what "novel" means between two SAEs of one width),
     ``matched_share_vs_large``, ``hungarian_vs_large`` (live latents of both) and ``band`` (10th and 90th percentile
-    of the twin's live latents' max cosine to the larger SAE)."""
-    vs_small = pair(small, twin, acts, threshold, dead_rate)
+    of the twin's live latents' max cosine to the larger SAE).  ``deltas``: the twin's insertion deltas into the
+    smaller SAE when already computed."""
+    vs_small = pair(small, twin, acts, threshold, dead_rate, deltas)
     twin_live = vs_small["_"]["live"]
     best = classify_latents(large, twin, threshold).max_cos.double().cpu()[twin_live]
     band = torch.quantile(best, torch.tensor([0.1, 0.9], dtype=torch.float64)).tolist() if best.numel() else None
@@ -85,16 +88,20 @@ def twin_numbers(small, large, twin, acts: torch.Tensor, large_live: torch.Tenso
             "band": band, "vs_small": {k: v for k, v in vs_small.items() if k != "_"}}
 
 
-def paths(small, large, acts: torch.Tensor, threshold: float = 0.7, seed: int = 0, random_order: bool = False) -> dict:
+def paths(small, large, acts: torch.Tensor, threshold: float = 0.7, seed: int = 0, random_order: bool = False,
+          insert=()) -> dict:
     """The interpolation from the smaller SAE to the larger: the ``greedy`` path (a list of
     :func:`~metasae_utils.stitching.interpolate` points) with its :func:`~metasae_utils.stitching.monotonicity` and
     :func:`~metasae_utils.stitching.overshoot`; with ``random_order`` also a seeded ``random`` path and its
-    monotonicity (the control; it doubles the cost, which the interpolation dominates), else those two are None."""
-    greedy = interpolate(small, large, acts, threshold=threshold, order="greedy", progress=False)
-    rand = (interpolate(small, large, acts, threshold=threshold, order="random", seed=seed, progress=False)
-            if random_order else None)
+    monotonicity (the control; it adds a second walk, not a second pass over ``acts``), else those two are None.
+    ``insertions``: the :func:`~metasae_utils.stitching.insertion_deltas` of each SAE of ``insert`` into the smaller,
+    from the same pass (:func:`~metasae_utils.stitching.interpolate_many`)."""
+    runs = [{"order": "greedy"}] + ([{"order": "random", "seed": seed}] if random_order else [])
+    found, inserted = interpolate_many(small, large, acts, runs, insert=insert, threshold=threshold)
+    greedy, rand = found[0], (found[1] if random_order else None)
     return {"greedy": greedy, "random": rand, "monotonicity": monotonicity(greedy),
-            "monotonicity_random": monotonicity(rand) if rand else None, "overshoot": overshoot(greedy)}
+            "monotonicity_random": monotonicity(rand) if rand else None, "overshoot": overshoot(greedy),
+            "insertions": inserted}
 
 
 def numbers(small, large, acts: torch.Tensor, twin=None, threshold: float = 0.7, dead_rate: float = DEAD_RATE,
@@ -102,15 +109,18 @@ def numbers(small, large, acts: torch.Tensor, twin=None, threshold: float = 0.7,
     """Everything the report shows (``random_order``: see :func:`paths`).  Returns the JSON-ready ``report``
     numbers and ``panel`` / ``paths`` for the figures (``panel`` as
     :func:`!metasae_utils.figures.delta_cosine_scatter` takes it, live latents only)."""
-    main = pair(small, large, acts, threshold, dead_rate)
+    # one pass over acts: the paths and every single insertion (LARGE's, the twin's, SMALL's own: its control)
+    insert = [large] + ([] if twin is None else [twin]) + [small]
+    walk = paths(small, large, acts, threshold, seed, random_order, insert=insert)
+    found = walk.pop("insertions")
+    main = pair(small, large, acts, threshold, dead_rate, found[0])
     extra = main.pop("_")
     live = extra["live"]
-    twin_part = None if twin is None else twin_numbers(small, large, twin, acts, live, threshold, dead_rate)
-    walk = paths(small, large, acts, threshold, seed, random_order)
+    twin_part = None if twin is None else twin_numbers(small, large, twin, acts, live, threshold, dead_rate, found[1])
     end = walk["greedy"][-1]
     report = {**main, "threshold": float(threshold), "dead_rate": float(dead_rate),
               "twin_novel_fraction": None if twin_part is None else twin_part["novel_fraction_vs_large"],
-              "self_duplicate": self_duplicate_control(small, acts),
+              "self_duplicate": self_duplicates_of(found[-1])["share"],
               "large": {"mse": end["mse"], "fvu": end["fvu"], "l0": end["l0"]},
               "quadrants": quadrant_shares(extra["max_cos"][live], extra["delta_mse"][live], threshold),
               "interpolation": {k: walk[k] for k in ("monotonicity", "monotonicity_random", "overshoot")},

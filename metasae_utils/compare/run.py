@@ -44,7 +44,7 @@ def compare(small: str, large: str, out: str | Path, activations: str | None = N
     preset name or YAML file: its held-out activations, collected through :mod:`!metasae_utils.sources`).  Every input
     is checked before any compute (:class:`!metasae_utils.presets.ConfigError` naming the problem).  ``random_order``
     adds the seeded random-order interpolation path (the control of the greedy path's monotonicity; it doubles the
-    cost of the interpolation, most of the run).  Returns the report (the dict written to ``report.json``)."""
+    cost of the interpolation, about half of the run).  Returns the report (the dict written to ``report.json``)."""
     if (activations is None) == (preset is None):
         raise ConfigError("give exactly one of --activations ACTS (a .pt tensor) and --preset NAME")
     if not 0 < threshold < 1:

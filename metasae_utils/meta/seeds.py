@@ -40,7 +40,7 @@ def spread(values: Iterable[float]) -> dict:
 
 
 def difference(a: dict, b: dict) -> dict:
-    """``a`` − ``b`` for two :func:`spread` results: ``diff`` (difference of the means), ``se_welch``
+    """``a`` − ``b`` for two :func:`~metasae_utils.meta.spread` results: ``diff`` (difference of the means), ``se_welch``
     (√(se_a² + se_b²): no pairing assumed) and, when both have the same number of values, ``se_paired`` (the
     standard error of the per-seed differences, seed i of ``a`` against seed i of ``b``; NaN otherwise)."""
     paired = spread(x - y for x, y in zip(a["values"], b["values"])) if a["n"] == b["n"] else None
@@ -56,7 +56,7 @@ def over_seeds(make: Callable[[int], object], decoder: torch.Tensor, seeds: Iter
         make: ``seed -> meta-SAE`` (e.g. ``lambda s: meta.cached_meta_sae(spec, rows, ..., seed=s)``); the rows it
             trains on and the recipe are the same for every seed.
         decoder: (n_latents, d) the rows each meta-SAE is measured on (:func:`~metasae_utils.meta.meta_metrics`).
-        seeds: the meta-SAE seeds (:func:`meta_seeds`).
+        seeds: the meta-SAE seeds (:func:`~metasae_utils.meta.meta_seeds`).
         keys: scalar numbers of ``meta_metrics`` to keep.
 
     Returns:

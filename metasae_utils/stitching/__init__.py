@@ -35,9 +35,9 @@ from .classify import LatentClassification, classify_latents, novel_fraction
 from .compat import stitchable
 from .frankenstein import frankenstein, frontier_at, frontier_curve, greedy_insertion
 from .groups import Group, swap_groups
-from .insertion import (InsertionDeltas, best_first, cumulative_insertion, insertion_deltas, insertion_shares,
-                        self_duplicate_control, self_duplicates)
-from .interpolation import BDEC_GROUP, interpolate, monotonicity, overshoot
+from .insertion import (InsertionDeltas, best_first, cumulative_insertion, insertion_deltas, insertion_deltas_many,
+                        insertion_shares, self_duplicate_control, self_duplicates, self_duplicates_of)
+from .interpolation import BDEC_GROUP, interpolate, interpolate_many, monotonicity, overshoot
 from .measure import TWIN_KEYS, pair_numbers, side_numbers
 from .separation import QUADRANTS, cosine_panel, quadrant_shares
 from .similarity import SIM_BUDGET_BYTES, max_cosine, pairs_above, top_matches
@@ -55,14 +55,17 @@ __all__ = [
     "insert_latents",
     "InsertionDeltas",
     "insertion_deltas",
+    "insertion_deltas_many",
     "insertion_shares",
     "best_first",
     "self_duplicate_control",
     "self_duplicates",
+    "self_duplicates_of",
     "cumulative_insertion",
     "Group",
     "swap_groups",
     "interpolate",
+    "interpolate_many",
     "monotonicity",
     "overshoot",
     "pair_numbers",

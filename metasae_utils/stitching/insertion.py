@@ -9,8 +9,7 @@ import torch
 from ..evaluate import DEAD_RATE
 from .build import _as_ids, insert_latents
 from .compat import _check_acts, _check_pair, _ItemAccess
-from .similarity import _auto_chunk
-from .tokenstats import _VarianceAccumulator, _batches, _masked_dot_sum, _output_scale
+from .tokenstats import _VarianceAccumulator, _batches, _output_scale, _sparse_dot_sum
 
 
 @dataclass
@@ -47,45 +46,81 @@ def insertion_deltas(
         ΔMSE_j = sum_n ( -2 A_nj (e_n . D_j) + A_nj^2 |D_j|^2 ) / (n d),     ΔL0_j = mean_n (A_nj != 0).
 
     (With run-time input normalisation A is multiplied by the per-token output scale.)  Batches of
-    ``batch_size`` tokens; the (B, m) product ``e @ D^T`` is formed ``latent_chunk`` latents at a time
-    (default: ~256 MB blocks).  Memory also holds one (B, d_sae_large) encoding.  Sums are float64.
+    ``batch_size`` tokens; the cross term touches only the non-zeros of A, as ``(A^T e)_j . D_j`` (a sparse
+    product; on CUDA the dense (B, m) product ``e @ D^T`` in ~256 MB blocks, ``latent_chunk`` is ignored).  Memory
+    also holds one (B, d_sae_large) encoding.  Sums are float64.
     Equals :func:`insert_latents` followed by ``reconstruction_metrics`` for each latent.
     """
     _check_pair(small, large)
+    return _deltas(small, [(large, latent_ids)], activations, batch_size, progress)[0]
+
+
+@torch.no_grad()
+def insertion_deltas_many(small, larges: list, activations: torch.Tensor, batch_size: int = 4096,
+                          progress: bool = False) -> list[InsertionDeltas]:
+    """:func:`insertion_deltas` of all the latents of each SAE of ``larges`` into ``small``, in one pass over
+    ``activations`` (n, d): the small SAE's encoding and error are computed once per batch and serve every SAE (an
+    entry of ``larges`` that is ``small`` itself, the self-duplicate insertion, reuses the encoding too).  The same
+    numbers as one :func:`insertion_deltas` call per SAE.  Returns one :class:`InsertionDeltas` per SAE, in order."""
+    for large in larges:
+        _check_pair(small, large)
+    return _deltas(small, [(large, None) for large in larges], activations, batch_size, progress)
+
+
+class _Candidates:
+    """Running sums of one SAE's candidate latents ``ids`` (m,) over the batches (float64, on ``dev``)."""
+
+    def __init__(self, small, large, latent_ids, dev):
+        self.large, self.everyone = large, latent_ids is None  # all latents, in order: no column selection
+        self.ids = _as_ids(latent_ids, large.cfg.d_sae, large.W_dec.device)
+        self.D = large.W_dec.detach()[self.ids].to(device=dev, dtype=torch.float64)  # (m, d)
+        self.reuse = self.everyone and large is small  # the self-duplicate case: the small SAE's encoding is A
+        m = self.ids.numel()
+        self.cross, self.sq, self.fires = (torch.zeros(m, dtype=torch.float64, device=dev) for _ in range(3))
+
+    def add(self, x: torch.Tensor, f_small: torch.Tensor, err: torch.Tensor, scale: torch.Tensor | None,
+            f: torch.Tensor | None = None) -> None:
+        """Add one batch: x (B, d), the small SAE's encoding f_small (B, d_small), its error err (B, d) float64,
+        the output scale (B,) or None and, when already computed, this SAE's encoding f (B, d_sae)."""
+        large, dev = self.large, err.device
+        if f is None:
+            f = f_small if self.reuse else large.encode(x.to(large.W_dec.device))
+        f = (f if self.everyone else f[:, self.ids]).to(dev)  # (B, m)
+        r, k = torch.nonzero(f, as_tuple=True)
+        a = f[r, k].double()  # (nnz,) the candidates' activations, zeros left out
+        self.fires += torch.bincount(k, minlength=self.ids.numel()).to(self.fires.dtype)
+        if scale is not None:
+            a = a * scale.double()[r]
+        self.cross += _sparse_dot_sum(err, r, k, a, self.D)
+        self.sq.index_add_(0, k, a**2)
+
+    def result(self, n: int, d: int, total_var: float, base: dict) -> InsertionDeltas:
+        delta_sq = (-2.0 * self.cross + self.sq * (self.D**2).sum(1)).cpu()
+        return InsertionDeltas(latent_ids=self.ids.cpu(), delta_mse=delta_sq / (n * d),
+                               delta_l0=(self.fires / n).cpu(), delta_fvu=delta_sq / total_var, base=dict(base))
+
+
+def _deltas(small, larges: list[tuple], activations: torch.Tensor, batch_size: int, progress: bool
+            ) -> list[InsertionDeltas]:
+    """The pass behind :func:`insertion_deltas`: ``larges`` holds (SAE, latent_ids or None) pairs."""
     _check_acts(small, activations)
     dev = small.W_dec.device
-    ids = _as_ids(latent_ids, large.cfg.d_sae, large.W_dec.device)
-    D = large.W_dec.detach()[ids].to(device=dev, dtype=torch.float64)  # (m, d)
-    D_sq = (D**2).sum(1)  # (m,)
-    m, n, d = ids.numel(), activations.shape[0], small.cfg.d_in
-    sum_cross = torch.zeros(m, dtype=torch.float64, device=dev)
-    sum_sq = torch.zeros(m, dtype=torch.float64, device=dev)
-    fires = torch.zeros(m, dtype=torch.float64, device=dev)
+    cands = [_Candidates(small, large, ids, dev) for large, ids in larges]
+    n, d = activations.shape[0], small.cfg.d_in
     base_sq, base_l0 = 0.0, 0.0
     var = _VarianceAccumulator(d)
     for _, x in _batches(activations, batch_size, "insertion deltas", progress):
         x = x.to(dev)
         f_small = small.encode(x)
         err = x.double() - small.decode(f_small).double()  # (B, d)
-        A = large.encode(x.to(large.W_dec.device))[:, ids].to(device=dev, dtype=torch.float64)  # (B, m)
-        fires += (A != 0).sum(0)
         scale = _output_scale(small, x)
-        if scale is not None:
-            A = A * scale.double()[:, None]
-        chunk = latent_chunk or _auto_chunk(x.shape[0], torch.float64)
-        sum_cross += _masked_dot_sum(err, A, D, chunk)
-        sum_sq += (A**2).sum(0)
+        for c in cands:
+            c.add(x, f_small, err, scale)
         base_sq += float((err**2).sum())
         base_l0 += float((f_small != 0).sum())
         var.add(x)
-    delta_sq = (-2.0 * sum_cross + sum_sq * D_sq).cpu()
-    return InsertionDeltas(
-        latent_ids=ids.cpu(),
-        delta_mse=delta_sq / (n * d),
-        delta_l0=(fires / n).cpu(),
-        delta_fvu=delta_sq / var.total,
-        base={"mse": base_sq / (n * d), "fvu": base_sq / var.total, "l0": base_l0 / n},
-    )
+    base = {"mse": base_sq / (n * d), "fvu": base_sq / var.total, "l0": base_l0 / n}
+    return [c.result(n, d, var.total, base) for c in cands]
 
 
 def cumulative_insertion(small, large, activations: torch.Tensor, latent_ids: torch.Tensor, n_points: int = 12,
@@ -143,7 +178,12 @@ def self_duplicates(sae, activations: torch.Tensor, batch_size: int = 4096, dead
                     ) -> dict:
     """:func:`self_duplicate_control` with what it learns on the way: ``share`` (float), ``fire_rate`` (d_sae,)
     float64 (each latent's firing rate on ``activations``) and ``dead`` (LongTensor of the dead latents' ids)."""
-    deltas = insertion_deltas(sae, sae, activations, batch_size=batch_size)
+    return self_duplicates_of(insertion_deltas(sae, sae, activations, batch_size=batch_size), dead_rate)
+
+
+def self_duplicates_of(deltas: InsertionDeltas, dead_rate: float | None = DEAD_RATE) -> dict:
+    """:func:`self_duplicates` from an SAE's :func:`insertion_deltas` into itself (e.g. one of
+    :func:`insertion_deltas_many`'s results)."""
     rate = torch.as_tensor(deltas.delta_l0, dtype=torch.float64)
     live = torch.ones_like(rate, dtype=torch.bool) if dead_rate is None else rate > dead_rate
     lowers = torch.as_tensor(deltas.delta_mse)[live] < 0

@@ -16,10 +16,14 @@ from tqdm.auto import tqdm
 
 from .compat import _check_acts, _check_pair
 from .groups import Group, swap_groups
-from .similarity import _auto_chunk
-from .tokenstats import _VarianceAccumulator, _batches, _masked_dot_sum, _output_scale
+from .insertion import InsertionDeltas, _Candidates
+from .tokenstats import _VarianceAccumulator, _batches, _output_scale, _sparse_dot_sum
 
 BDEC_GROUP = -1  # ``group`` index of the decoder-bias step in an interpolation path
+#: the walk keeps the units' decoder Gram matrix D D^T (N, N) in float64 when it takes at most this many bytes
+#: (N = 2,304 + 4,608 + 1 units: 382 MB; 4,608 + 4,608 + 1: 680 MB); beyond, each step reads the decoder rows of the
+#: units it touches instead (the same numbers up to float rounding, several times slower)
+GRAM_BUDGET_BYTES = 2**30
 
 
 @dataclass
@@ -42,10 +46,16 @@ class _UnitStats:
     total_var: float
     n: int
     d: int
+    gram: np.ndarray | None = None  # (N, N) float64 D D^T, set by _attach_gram when it fits GRAM_BUDGET_BYTES
+    inserted: list | None = None  # InsertionDeltas of the ``insert`` SAEs of _collect_unit_stats
 
 
-def _collect_unit_stats(small, large, acts: torch.Tensor, batch_size: int, progress: bool) -> _UnitStats:
-    """One batched pass: encodings of both SAEs as a sparse matrix plus the first-order statistics."""
+def _collect_unit_stats(small, large, acts: torch.Tensor, batch_size: int, progress: bool, insert=()) -> _UnitStats:
+    """One batched pass: encodings of both SAEs as a sparse matrix plus the first-order statistics.
+
+    ``insert``: SAEs whose single-insertion deltas into ``small`` (:func:`!insertion_deltas`, all latents) the same
+    pass accumulates, reusing the small SAE's encoding and error (and the large SAE's encoding for ``large``, the
+    small SAE's for ``small``); they are ``stats.inserted``, in order."""
     import scipy.sparse as sp
 
     dev = small.W_dec.device
@@ -56,8 +66,9 @@ def _collect_unit_stats(small, large, acts: torch.Tensor, batch_size: int, progr
     c = torch.zeros(N, dtype=torch.float64, device=dev)
     fires = torch.zeros(N, dtype=torch.float64, device=dev)
     rows, cols, vals = [], [], []
-    sq_small = sq_large = 0.0
+    sq_small = sq_large = l0_small = 0.0
     var = _VarianceAccumulator(d)
+    cands = [_Candidates(small, sae, None, dev) for sae in insert]
     for start, x in _batches(acts, batch_size, "stitching stats", progress):
         x = x.to(dev)
         f_s = small.encode(x)
@@ -65,17 +76,20 @@ def _collect_unit_stats(small, large, acts: torch.Tensor, batch_size: int, progr
         err = x.double() - small.decode(f_s).double()
         sq_small += float((err**2).sum())
         sq_large += float(((x.double() - large.decode(f_l.to(large.W_dec.device)).double().to(dev)) ** 2).sum())
+        l0_small += float((f_s != 0).sum())
         var.add(x)
         scale = _output_scale(small, x)
+        for cand, sae in zip(cands, insert):
+            cand.add(x, f_s, err, scale, f=f_l if sae is large else None)
         scale = torch.ones(x.shape[0], dtype=torch.float64, device=dev) if scale is None else scale.double()
         for f, W, offset in ((f_s, W_s, 0), (f_l, W_l, n_s)):
-            fires[offset : offset + f.shape[1]] += (f != 0).sum(0)
-            A = f.double() * scale[:, None]
-            c[offset : offset + f.shape[1]] += _masked_dot_sum(err, A, W, _auto_chunk(x.shape[0], torch.float64))
             r, k = torch.nonzero(f, as_tuple=True)
+            fires[offset : offset + f.shape[1]] += torch.bincount(k, minlength=f.shape[1]).to(fires.dtype)
+            a = f[r, k].double() * scale[r]  # (nnz,) the units' scaled activations
+            c[offset : offset + f.shape[1]] += _sparse_dot_sum(err, r, k, a, W)
             rows.append((r + start).cpu())
             cols.append((k + offset).cpu())
-            vals.append(A[r, k].cpu())
+            vals.append(a.cpu())
         c[N - 1] += (scale * (err @ db)).sum()
         rows.append(torch.arange(start, start + x.shape[0]))
         cols.append(torch.full((x.shape[0],), N - 1, dtype=torch.long))
@@ -86,9 +100,11 @@ def _collect_unit_stats(small, large, acts: torch.Tensor, batch_size: int, progr
     )
     d_dtype = torch.float64 if small.W_dec.dtype == torch.float64 else torch.float32
     D = torch.cat([W_s.to(d_dtype), W_l.to(d_dtype), db[None, :].to(d_dtype)]).cpu().numpy()
+    base = {"mse": sq_small / (n * d), "fvu": sq_small / var.total, "l0": l0_small / n}
     return _UnitStats(
         A=A, At=A.T.tocsr(), D=D, c=c.cpu().numpy(), fires=fires.cpu().numpy(),
         sq_small=sq_small, sq_large=sq_large, total_var=var.total, n=n, d=d,
+        inserted=[cand.result(n, d, var.total, base) for cand in cands],
     )
 
 
@@ -120,14 +136,29 @@ def _self_terms(stats: _UnitStats, units: list[np.ndarray], sign: np.ndarray) ->
     return Q
 
 
+def _attach_gram(stats: _UnitStats, budget: int | None = None) -> None:
+    """Set ``stats.gram`` = D D^T (N, N) float64 (one BLAS product) when it takes at most ``budget`` bytes
+    (default :data:`GRAM_BUDGET_BYTES`).
+
+    Every unit's row of co-firing units is visited once along a walk, so the walk reads about all of the Gram
+    matrix's non-zero pattern; one dense product is far cheaper than gathering decoder rows per step."""
+    N = stats.D.shape[0]
+    if N * N * 8 <= (GRAM_BUDGET_BYTES if budget is None else budget):
+        D = torch.from_numpy(stats.D).double()
+        stats.gram = (D @ D.T).numpy()  # torch's float64 product: ~4x numpy's on one thread
+
+
 def _apply_group(stats: _UnitStats, u: np.ndarray, sign: np.ndarray, c: np.ndarray, score: np.ndarray | None, gid) -> None:
-    """Update c (N,) in place after toggling the units ``u``: c_v -= sum_w sign_w G_vw, with
-    G_vw = (A^T A)_vw (D_v . D_w).  If ``score`` (G,) is given, propagate -2 sign_v Δc_v to it."""
+    """Update c (N,) in place after toggling the units ``u`` (|g|,): c_v -= sum_w sign_w G_vw, with
+    G_vw = (A^T A)_vw (D_v . D_w).  If ``score`` (G,) is given, propagate -2 sign_v Δc_v to it.
+
+    D_v . D_w is read from ``stats.gram`` (N, N) when :func:`_attach_gram` set it, else from the decoder rows."""
     K = stats.At[u] @ stats.A  # (|g|, N) co-activation sums with every unit
     for r, w in enumerate(u):
         lo, hi = K.indptr[r], K.indptr[r + 1]
         cols = K.indices[lo:hi]
-        dc = -sign[w] * K.data[lo:hi] * (stats.D[cols] @ stats.D[w]).astype(np.float64)
+        dots = stats.gram[w, cols] if stats.gram is not None else (stats.D[cols] @ stats.D[w]).astype(np.float64)
+        dc = -sign[w] * K.data[lo:hi] * dots
         c[cols] += dc
         if score is not None:
             np.add.at(score, gid[cols], -2.0 * sign[cols] * dc)
@@ -207,13 +238,48 @@ def interpolate(
     """
     _check_pair(small, large)
     _check_acts(small, activations)
+    _check_options(b_dec_step, removals)
+    groups = swap_groups(small, large, threshold) if groups is None else groups
+    stats = _collect_unit_stats(small, large, activations, batch_size, progress)
+    _attach_gram(stats)
+    return _path(stats, groups, small, order, seed, b_dec_step, removals, progress)
+
+
+@torch.no_grad()
+def interpolate_many(small, large, activations: torch.Tensor, runs: list[dict], insert=(), threshold: float = 0.7,
+                     batch_size: int = 4096, progress: bool = False) -> tuple[list[list[dict]], list[InsertionDeltas]]:
+    """Several :func:`interpolate` paths and single-insertion deltas from ONE pass over ``activations`` (n, d_in).
+
+    ``runs``: one dict of :func:`interpolate`'s path options per path (``order``, ``seed``, ``b_dec_step``,
+    ``removals``; omitted keys take its defaults); ``insert``: SAEs whose :func:`!insertion_deltas` (all latents)
+    into ``small`` the same pass gives.  Returns (the paths, in the order of ``runs``; the deltas, in the order of
+    ``insert``), the same numbers as separate :func:`interpolate` and :func:`!insertion_deltas` calls, which
+    would encode the activations once per call."""
+    _check_pair(small, large)
+    _check_acts(small, activations)
+    for sae in insert:
+        _check_pair(small, sae)
+    for run in runs:
+        _check_options(run.get("b_dec_step", "auto"), run.get("removals", "any"))
+    groups = swap_groups(small, large, threshold)
+    stats = _collect_unit_stats(small, large, activations, batch_size, progress, insert)
+    _attach_gram(stats)
+    paths = [_path(stats, groups, small, run.get("order", "greedy"), run.get("seed", 0), run.get("b_dec_step", "auto"),
+                   run.get("removals", "any"), progress) for run in runs]
+    return paths, stats.inserted
+
+
+def _check_options(b_dec_step: str, removals: str) -> None:
     if b_dec_step not in ("auto", "first", "last"):
         raise ValueError(f"b_dec_step must be 'auto', 'first' or 'last'; got {b_dec_step!r}")
     if removals not in ("any", "last"):
         raise ValueError(f"removals must be 'any' or 'last'; got {removals!r}")
-    groups = swap_groups(small, large, threshold) if groups is None else groups
+
+
+def _path(stats: _UnitStats, groups: list[Group], small, order: str, seed: int, b_dec_step: str, removals: str,
+          progress: bool) -> list[dict]:
+    """One path of :func:`interpolate` from the collected ``stats`` (left unchanged: paths can share them)."""
     n_s = small.cfg.d_sae
-    stats = _collect_unit_stats(small, large, activations, batch_size, progress)
     units, gid = _group_units(groups, n_s, stats.D.shape[0])
     sign = np.ones(stats.D.shape[0])
     sign[:n_s] = -1.0  # small latents are removed, large latents and the bias change added

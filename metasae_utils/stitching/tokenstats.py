@@ -25,7 +25,8 @@ def _output_scale(sae, x: torch.Tensor) -> torch.Tensor | None:
 def _masked_dot_sum(err: torch.Tensor, acts: torch.Tensor, W: torch.Tensor, chunk: int) -> torch.Tensor:
     """``sum_n acts[n, j] * (err[n] . W[j])`` for every j: (m,) float64.
 
-    err (B, d) float64, acts (B, m), W (m, d); done in blocks of ``chunk`` latents.
+    err (B, d) float64, acts (B, m), W (m, d); dense products in blocks of ``chunk`` latents (the CUDA path of
+    :func:`_sparse_dot_sum`).
     """
     m = W.shape[0]
     out = torch.empty(m, dtype=torch.float64, device=err.device)
@@ -34,6 +35,31 @@ def _masked_dot_sum(err: torch.Tensor, acts: torch.Tensor, W: torch.Tensor, chun
         proj = err @ W[s:e].to(device=err.device, dtype=torch.float64).T  # (B, e-s)
         out[s:e] = (proj * acts[:, s:e].to(torch.float64)).sum(0)
     return out
+
+
+def _sparse_dot_sum(err: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor,
+                    W: torch.Tensor) -> torch.Tensor:
+    """``sum_n A[n, j] * (err[n] . W[j])`` for every j: (m,) float64, for the sparse A (B, m) given by its
+    non-zeros ``A[rows[i], cols[i]] = vals[i]`` (nnz,).
+
+    err (B, d) float64, W (m, d).  On the CPU it is ``(A^T err)_j . W_j``: one sparse (m, B) x dense (B, d) product
+    (scipy, float64) touching only the non-zeros, instead of the dense (B, m) product ``err @ W^T``; the same sum,
+    reordered (float64 rounding).  On CUDA the dense blocks of :func:`_masked_dot_sum`.
+    """
+    import numpy as np
+    import scipy.sparse as sp
+
+    m, B = W.shape[0], err.shape[0]
+    if err.is_cuda:
+        A = torch.zeros(B, m, dtype=torch.float64, device=err.device)
+        A[rows.to(err.device), cols.to(err.device)] = vals.to(device=err.device, dtype=torch.float64)
+        from .similarity import _auto_chunk
+        return _masked_dot_sum(err, A, W, _auto_chunk(B, torch.float64))
+    v, e = vals.detach().double().cpu().numpy(), err.detach().cpu().numpy()
+    At = sp.csr_matrix((v, (cols.cpu().numpy(), rows.cpu().numpy())), shape=(m, B))
+    M = At @ e  # (m, d): sum_n A[n, j] err[n]
+    Wd = W.detach().to(torch.float64).cpu().numpy()
+    return torch.from_numpy(np.einsum("ij,ij->i", M, Wd)).to(err.device)
 
 
 class _VarianceAccumulator:
