@@ -169,3 +169,39 @@ def test_bad_inputs():
         relate.novel_mask(torch.zeros(4, 3), torch.zeros(4, 5))
     with pytest.raises(presets.ConfigError, match="absorption_words"):
         presets.resolve("ci", absorption_words=1)
+
+
+def test_saebench_calculator_on_the_project_model(tmp_path, monkeypatch):
+    """SAEBench's calculator runs on the project's model object (SmolLM2 at the ci preset's hook: SAEBench's
+    blocks.2.hook_resid_post is blocks.3.hook_resid_pre): our activations of its prompts equal the ones its
+    ``run_with_cache`` reads, and our per-word absorption equals its result.  In float32: SAEBench's calculator
+    multiplies the model's activations by the probe in the SAE's dtype, so a bf16 model needs the SAE cast to bf16
+    (as its run_eval does); the chapter instead scores float32 copies of the activations."""
+    from metasae_utils import sources
+    from metasae_utils.absorption.task import TEMPLATE, TOKEN_POS, word_activations
+    cfg = presets.resolve("ci", dtype="float32")
+    model = sources.load_model(cfg)
+    words = [" cat", " car", " sun", " dog", " apple", " snake", " short", " tree"]
+    g = torch.Generator().manual_seed(0)
+    sae = StandardSAE(StandardSAEConfig(d_in=model.cfg.d_model, d_sae=64))
+    with torch.no_grad():
+        sae.W_dec.copy_(torch.nn.functional.normalize(torch.randn(64, model.cfg.d_model, generator=g), dim=1))
+        sae.W_enc.copy_(sae.W_dec.T)
+        sae.b_enc.fill_(-0.5)
+    probe = torch.randn(model.cfg.d_model, generator=g)
+    calc = FeatureAbsorptionCalculator(model=model, icl_word_list=words, max_icl_examples=4, base_template=TEMPLATE,
+                                       word_token_pos=TOKEN_POS)
+    random.seed(0)
+    prompts = [p.base for p in calc._build_prompts(words)]
+    random.seed(0)
+    ref = calc.calculate_absorption(sae, words, probe_direction=probe, main_feature_ids=[0, 1], layer=2,
+                                    show_progress=False).word_results
+    assert [r.prompt for r in ref] == prompts
+    ours_acts = word_activations(model, cfg.hook, prompts, batch_size=4)
+    theirs = model.run_with_cache(prompts, names_filter=["blocks.2.hook_resid_post"])[1][
+        "blocks.2.hook_resid_post"][:, TOKEN_POS, :].float()
+    assert torch.allclose(ours_acts, theirs, atol=1e-4, rtol=1e-4)
+    ours = score.word_absorption(sae.encode(theirs.to(sae.W_dec.dtype)), theirs, probe, sae.W_dec.detach(), [0, 1])
+    for r, o in zip(ref, ours):
+        assert o["absorption_fraction"] == pytest.approx(r.absorption_fraction, abs=1e-5)
+        assert o["is_full_absorption"] == r.is_full_absorption
