@@ -169,6 +169,8 @@ def test_bad_inputs():
         relate.novel_mask(torch.zeros(4, 3), torch.zeros(4, 5))
     with pytest.raises(presets.ConfigError, match="absorption_words"):
         presets.resolve("ci", absorption_words=1)
+    with pytest.raises(presets.ConfigError, match="absorption_kinds"):
+        presets.resolve("ci", absorption_kinds=["twin"])
 
 
 def test_saebench_calculator_on_the_project_model(tmp_path, monkeypatch):

@@ -7,7 +7,8 @@ from tqdm.auto import tqdm
 
 from . import relate, score, task
 
-#: the map's kinds that get an absorption score (the family, and chapter 5's matched-L0 architecture SAEs)
+#: the map's kinds that can get an absorption score (the preset's ``absorption_kinds`` picks among them): the
+#: family, and chapter 5's matched-L0 architecture SAEs
 KINDS = ("family", "architecture")
 
 
@@ -18,12 +19,16 @@ def model_key(cfg) -> str:
 
 
 def evaluate(cfg, model, saes: list) -> tuple[list[int], list[dict]]:
-    """Score every SAE of ``saes`` (:class:`~metasae_utils.canonmap.MapSAE`) whose kind is in :data:`KINDS`:
+    """Score every SAE of ``saes`` (:class:`~metasae_utils.canonmap.MapSAE`) whose kind is in the preset's
+    ``absorption_kinds`` (a subset of :data:`KINDS`):
     ``(indices into saes, score.absorption results)``; the task is built once (cached) and each SAE's result is
     cached by its map key.  A clear error before any compute when the preset's words per letter are too few."""
     if cfg.absorption_words < 2:
         raise ValueError(f"absorption_words = {cfg.absorption_words}: at least 2 words per letter are needed")
-    idx = [i for i, s in enumerate(saes) if s.kind in KINDS]
+    unknown = set(cfg.absorption_kinds) - set(KINDS)
+    if unknown:
+        raise ValueError(f"absorption_kinds: unknown kind(s) {sorted(unknown)}; allowed: {list(KINDS)}")
+    idx = [i for i, s in enumerate(saes) if s.kind in cfg.absorption_kinds]
     for i in idx:
         if int(saes[i].sae.cfg.d_in) != int(model.cfg.d_model):
             raise ValueError(f"SAE {saes[i].name} reads d_in = {saes[i].sae.cfg.d_in}, the model's width is "
