@@ -125,6 +125,21 @@ def test_absorption_runs_saebench_k_sparse_probing():
         assert 0.0 <= got["mean_absorption_fraction"] <= 1.0
 
 
+def test_f1_metrics_equal_saebench_build_metrics_df():
+    """The F1 columns the absorption step reads equal SAEBench's build_metrics_df (which also computes what it does
+    not read), and so do the main latents add_feature_splits_to_metrics_df picks from them."""
+    from sae_bench.evals.absorption.k_sparse_probing import add_feature_splits_to_metrics_df, build_metrics_df
+    t = _fake_task()
+    sae = StandardSAE(StandardSAEConfig(d_in=D, d_sae=64))
+    raw, meta, ours = score.k_sparse(sae, t)
+    ref = build_metrics_df(raw, meta, max_k_value=score.MAX_K)
+    add_feature_splits_to_metrics_df(ref, max_k_value=score.MAX_K, f1_jump_threshold=score.F1_JUMP)
+    assert list(ref["letter"]) == list(ours["letter"])
+    for col in ["f1_probe"] + [f"f1_sparse_sae_{k}" for k in range(1, score.MAX_K + 1)]:
+        assert ref[col].tolist() == pytest.approx(ours[col].tolist(), abs=1e-12), col
+    assert [list(x) for x in ref["split_feats"]] == [list(x) for x in ours["split_feats"]]
+
+
 def test_sample_words_splits_within_letters():
     vocab = [f"{c}{i}" for c in task.LETTERS for i in range(7)] + [" " + c.upper() + "x" for c in task.LETTERS]
     train, test = task.sample_words(vocab, 5, seed=0)

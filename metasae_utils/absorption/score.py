@@ -4,9 +4,11 @@ Steps (SAEBench's own functions where they take in-memory objects):
 
 1. **k-sparse probes** (``k_sparse_probing.train_k_sparse_probes``, k = 1..10, L1 decay 0.01, 50 epochs): for each
    letter, the SAE latents of an L1-regularised probe on the SAE's codes, then a logistic regression on the top k;
-   scored on the held-out words with ``eval_probe_and_sae_k_sparse_raw_scores``, ``sae_k_sparse_metadata`` and
-   ``build_metrics_df``; a letter's *main latents* are the top k up to the last k whose F1 rose by ≥ 0.03
-   (``add_feature_splits_to_metrics_df``).
+   scored on the held-out words with ``eval_probe_and_sae_k_sparse_raw_scores`` and ``sae_k_sparse_metadata``; the
+   F1 scores that the next step reads come from :func:`f1_metrics` (the columns of SAEBench's ``build_metrics_df``
+   that ``add_feature_splits_to_metrics_df`` uses, tested equal to it; ``build_metrics_df`` also computes AUCs,
+   precisions and recalls through sklearn's input validation, 80 % of the per-SAE time); a letter's *main latents*
+   are the top k up to the last k whose F1 rose by ≥ 0.03 (``add_feature_splits_to_metrics_df``).
 2. **absorption per word** (:func:`word_absorption`: the arithmetic of ``FeatureAbsorptionCalculator.
    calculate_absorption``, run on the task's held-out activations instead of a second model pass; checked equal to
    SAEBench's calculator in ``tests/test_absorption.py``): for every held-out word of a letter that the linear probe
@@ -86,9 +88,10 @@ def word_absorption(sae_acts: torch.Tensor, acts: torch.Tensor, probe_direction:
 
 
 def k_sparse(sae, task: Task, seed: int = 0):
-    """Step 1 with SAEBench's functions: ``(raw_df, metrics_df)`` (one row per held-out word / per letter;
+    """Step 1 with SAEBench's functions: ``(raw_df, metadata_df, metrics_df)`` (one row per held-out word / per
+    (letter, k) / per letter;
     ``metrics_df["split_feats"]``: each letter's main latents, ``["f1_probe"]``: the linear probe's F1)."""
-    from sae_bench.evals.absorption.k_sparse_probing import (add_feature_splits_to_metrics_df, build_metrics_df,
+    from sae_bench.evals.absorption.k_sparse_probing import (add_feature_splits_to_metrics_df,
                                                              eval_probe_and_sae_k_sparse_raw_scores,
                                                              sae_k_sparse_metadata, train_k_sparse_probes)
     _check(sae, task)
@@ -103,9 +106,32 @@ def k_sparse(sae, task: Task, seed: int = 0):
         raw = eval_probe_and_sae_k_sparse_raw_scores(sae, probe, probes, eval_labels=test,
                                                      eval_activations=task.test_acts, eval_batch_size=256)
         meta = sae_k_sparse_metadata(sae, probe, probes, sae_name="sae", layer=0)
-    metrics = build_metrics_df(raw, meta, max_k_value=MAX_K)
+    metrics = f1_metrics(raw, meta, MAX_K)
     add_feature_splits_to_metrics_df(metrics, max_k_value=MAX_K, f1_jump_threshold=F1_JUMP)
-    return raw, metrics
+    return raw, meta, metrics
+
+
+def _f1(y: np.ndarray, pred: np.ndarray) -> float:
+    """Binary F1 as sklearn's ``f1_score(y, pred)`` gives it (0.0 when there is no positive at all)."""
+    tp = int(np.sum(y & pred))
+    den = 2 * tp + int(np.sum(~y & pred)) + int(np.sum(y & ~pred))
+    return 2 * tp / den if den else 0.0
+
+
+def f1_metrics(raw, meta, max_k: int):
+    """The columns of SAEBench's ``build_metrics_df(raw, meta, max_k)`` that the absorption step reads, one row per
+    letter: ``letter``, ``f1_probe`` and, for k = 1..max_k, ``f1_sparse_sae_{k}`` and ``sparse_sae_k_{k}_feats``."""
+    import pandas as pd
+    rows = []
+    for letter in LETTERS:
+        y = (raw["answer_letter"] == letter).to_numpy()
+        row = {"letter": letter, "f1_probe": _f1(y, raw[f"score_probe_{letter}"].to_numpy() > 0.0)}
+        for k in range(1, max_k + 1):
+            row[f"f1_sparse_sae_{k}"] = _f1(y, raw[f"score_sparse_sae_{letter}_k_{k}"].to_numpy() > 0.0)
+            m = meta[(meta["letter"] == letter) & (meta["k"] == k)]
+            row[f"sparse_sae_k_{k}_feats"] = m["feats"].iloc[0]
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 @torch.no_grad()
@@ -116,7 +142,7 @@ def absorption(sae, task: Task, seed: int = 0) -> dict:
     "absorbing": {latent id: number of words it absorbs}}`` (absorbing latents as the ``absorption_novel`` rule
     defines them: the top probe-projecting latent of a full-absorption word, or a counted absorber of a word with
     absorption fraction > 0)."""
-    raw, metrics = k_sparse(sae, task, seed)
+    raw, _, metrics = k_sparse(sae, task, seed)
     W_dec = sae.W_dec.detach().float()
     words = list(task.test_words)
     letters, absorbing = [], {}
