@@ -222,3 +222,11 @@ def test_saebench_calculator_on_the_project_model(tmp_path, monkeypatch):
     for r, o in zip(ref, ours):
         assert o["absorption_fraction"] == pytest.approx(r.absorption_fraction, abs=1e-5)
         assert o["is_full_absorption"] == r.is_full_absorption
+
+
+def test_sae_key_is_relative_to_the_cache(tmp_cache):
+    from metasae_utils.absorption import chapter
+    folder = tmp_cache / "saes" / "abc" / "sae"
+    folder.mkdir(parents=True)
+    assert chapter.sae_key(str(folder)) == "cache:saes/abc/sae"
+    assert chapter.sae_key("arch:standard:576:2.2:ed9c") == "arch:standard:576:2.2:ed9c"

@@ -18,6 +18,19 @@ def model_key(cfg) -> str:
     return f"{cfg.model}:{model_dtype(cfg)}"
 
 
+def sae_key(key: str) -> str:
+    """The cache identity of a map SAE for the absorption cache: its map ``key``, with a folder inside the artifact
+    cache written relative to the cache (``cache:saes-branch/<hash>/sae``), so that a checkout at another path (a git
+    worktree sharing the cache) reuses the results."""
+    from pathlib import Path
+
+    from ..artifacts import cache_root
+    try:
+        return "cache:" + Path(key).resolve().relative_to(cache_root().resolve()).as_posix()
+    except (ValueError, OSError):
+        return key
+
+
 def evaluate(cfg, model, saes: list) -> tuple[list[int], list[dict]]:
     """Score every SAE of ``saes`` (:class:`~metasae_utils.canonmap.MapSAE`) whose kind is in the preset's
     ``absorption_kinds`` (a subset of :data:`KINDS`):
@@ -35,7 +48,7 @@ def evaluate(cfg, model, saes: list) -> tuple[list[int], list[dict]]:
                              f"{model.cfg.d_model}")
     tkey = {"model": model_key(cfg), "hook": cfg.hook, "per_letter": cfg.absorption_words, "seed": cfg.seed}
     t = task.cached(model, cfg.hook, tkey["model"], cfg.absorption_words, cfg.seed, batch_size=cfg.model_batch_size)
-    results = [score.cached(saes[i].sae, saes[i].key or saes[i].name, t, tkey, cfg.seed)
+    results = [score.cached(saes[i].sae, sae_key(saes[i].key or saes[i].name), t, tkey, cfg.seed)
                for i in tqdm(idx, desc="absorption (SAEs)")]
     return idx, results
 
