@@ -18,12 +18,13 @@ PIP_FILTER := { grep -v "is ignored: it is neither a file nor a directory" || tr
 .PHONY: book test venv assets chromium notebooks html clean
 
 venv: $(VENV)/.installed
-$(VENV)/.installed: requirements.txt requirements-lock.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-lock.txt requirements-absorption.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0 2>&1 | $(QUIET_PIP)
 	$(PY) -m pip install -q -r requirements.txt -c requirements-lock.txt 2>&1 | $(QUIET_PIP)
+	$(PY) -m pip install -q --no-deps --require-hashes -r requirements-absorption.txt 2>&1 | $(QUIET_PIP)
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | $(QUIET_PIP)
-	$(PY) -c "import torch, sae_lens, transformer_lens, papermill, nbval" 2>/dev/null
+	$(PY) -c "import torch, sae_lens, transformer_lens, papermill, nbval, sklearn, sae_bench.evals.absorption.k_sparse_probing" 2>/dev/null
 	touch $@
 
 assets: venv

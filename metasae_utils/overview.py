@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 #: sections of the claim registry that are checks beyond the paper (not claims of the paper).
-BEYOND_PAPER = ("Ground truth", "Architectures", "Sparsity (L0)")
+BEYOND_PAPER = ("Ground truth", "Architectures", "Sparsity (L0)", "Feature absorption")
 
 #: the paper's headline numbers (a share, a ratio, a frontier); its other claims are mechanisms (a sign, an ordering).
 HEADLINES = ("novel_fraction", "size_vs_seed", "meta_variance", "smooth_swaps", "frankenstein", "frankenstein_frontier", "meta_ratio_paper",

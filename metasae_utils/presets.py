@@ -127,6 +127,14 @@ class Config:
     l0_extra: tuple = field(default=(), metadata={
         "doc": "further single SAEs as 'width@L0' strings (e.g. '4608@64'): the Frankenstein frontier's upper end",
         "item": str, "empty_ok": True})
+    absorption_words: int = field(default=64, metadata={
+        "doc": "feature absorption (chapter 09, SAEBench's first-letter task): single-token words sampled per first "
+               "letter, 80 % of each letter to train the probes, 20 % held out (SAEBench: the whole vocabulary)",
+        **_range(2, 100000)})
+    absorption_kinds: tuple = field(default=("family", "architecture"), metadata={
+        "doc": "which SAEs of chapter 09's map get an absorption score: the family, chapter 5's matched-L0 "
+               "architecture SAEs (each costs a few seconds on a CPU)", "item": str,
+        "choices": ("family", "architecture")})
     compare_architectures: tuple = field(default=("batchtopk",), metadata={
         "doc": "further architectures trained at the same widths for comparison (family: train)", "item": str,
         "choices": ARCHITECTURES})

@@ -176,6 +176,23 @@ _DECLARED = (
           "none, untestable without a seed twin at that L0; over the targets: reproduced when every testable target "
           "is, not reproduced when none is, partly otherwise; value: the smallest margin of (1); control: the seed "
           "twins (declared in metasae_utils.l0sens before its numbers existed, moved here unchanged)"),
+    Claim("absorption_novel", "Feature absorption", "a wider SAE's absorbing latents (latents that absorb a "
+                                                    "first-letter feature) are novel more often than its live latents at "
+                                                    "large (a check beyond the paper: is a novel latent often an absorbing "
+                                                    "child?)",
+          "(the paper: no absorption measurement; Chanin et al.: absorption persists at every width and sparsity)",
+          "first-letter task as SAEBench 0.6.0 defines it (its linear probe, k-sparse probes k ≤ 10 with F1 jump 0.03, "
+          "letters whose probe F1 > 0.6, absorption thresholds: probe cosine 0.025 (full) / 0.1 (fraction), probe "
+          "projection share 0.4, ≤ 3 absorbing latents), on the preset's vocabulary sample (absorption_words); for "
+          "each adjacent pair of family widths, the larger SAE's absorbing latents: its live latents that are the top "
+          "probe-projecting latent of a full-absorption word, or one of the ≤ 3 counted absorbers of a word with "
+          "absorption fraction > 0; value: the share of the absorbing latents that are novel (max decoder cosine ≤ 0.7 "
+          "to the smaller SAE), pooled over the pairs (a latent counted once per pair); control: the novel share of all "
+          "live latents of the same larger SAEs, pooled the same way; underpowered when fewer than 20 absorbing "
+          "latents are pooled; reproduced when the value exceeds the control by ≥ 10 points and a one-sided binomial "
+          "test of the absorbing latents' novel count against the control's share gives p < 0.05; partly when only "
+          "one of the two holds (≥ 10 points, or p < 0.05); not reproduced otherwise (declared before any absorption "
+          "number existed)"),
     Claim("novel_across_arch", "Architectures", "inserting novel latents lowers the MSE for every stitchable "
                                                 "architecture at matched L0", "(the paper: standard SAEs only)",
           "control: the largest self-duplicate share among the architectures; untestable when it is > 50 %; "
