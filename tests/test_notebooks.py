@@ -57,10 +57,12 @@ def test_every_package_function_a_notebook_calls_exists(path):
     import importlib
     import re
     src = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
-    modules = set()
-    for line in re.findall(r"^from metasae_utils import (.+)$", src, flags=re.M):
-        modules |= {m.strip() for m in line.split(",")}
+    modules = {}  # the name a notebook uses -> the module it names ("from metasae_utils.pkg import mod as alias")
+    for pkg, line in re.findall(r"^from metasae_utils((?:\.\w+)*) import (.+)$", src, flags=re.M):
+        for part in line.split(","):
+            mod, _, alias = part.strip().partition(" as ")
+            modules[alias.strip() or mod.strip()] = f"metasae_utils{pkg}.{mod.strip()}"
     missing = [f"{m}.{name}" for m in sorted(modules)
-               for name in set(re.findall(rf"\b{m}\.(\w+)", src))
-               if not hasattr(importlib.import_module(f"metasae_utils.{m}"), name)]
+               for name in set(re.findall(rf"(?<![\w.\-/]){m}\.(\w+)", src))
+               if not hasattr(importlib.import_module(modules[m]), name)]
     assert modules and not missing, f"{path.name} calls {missing}"
