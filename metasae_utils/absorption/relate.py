@@ -4,7 +4,7 @@ For each adjacent pair of family widths, the larger SAE's live latents are split
 them (novel: max decoder cosine ≤ 0.7 to the smaller SAE, else reconstruction) and the *absorbing* latents (see
 :func:`metasae_utils.absorption.score.absorption`) are counted in each class.  The control is the novel share of all
 the larger SAE's live latents.  :func:`verdict` applies the rule ``absorption_novel`` of
-:mod:`metasae_utils.claims.registry` (declared before any absorption number existed): pooled over the pairs,
+:mod:`!metasae_utils.claims.registry` (declared before any absorption number existed): pooled over the pairs,
 underpowered below :data:`MIN_ABSORBING` absorbing latents, reproduced when the novel share of absorbing latents
 exceeds the control by ≥ :data:`MARGIN` and a one-sided binomial test gives p < :data:`ALPHA`, partly when one of
 the two holds.
@@ -16,7 +16,15 @@ import torch
 
 from ..claims.registry import CLAIMS, pct, row
 
-MIN_ABSORBING, MARGIN, ALPHA, THRESHOLD = 20, 0.10, 0.05, 0.7
+#: fewest absorbing latents pooled over the pairs for a verdict (below it the verdict is underpowered)
+MIN_ABSORBING = 20
+#: the margin over the control, as a fraction (10 points)
+MARGIN = 0.10
+#: the one-sided binomial test's level
+ALPHA = 0.05
+#: the stitching threshold (a latent is novel when its max decoder cosine to the smaller SAE is at most this)
+THRESHOLD = 0.7
+#: the rule ``absorption_novel`` as declared in the claims registry
 RULE = CLAIMS["absorption_novel"].rule
 
 

@@ -1,9 +1,9 @@
 """The first-letter task of SAEBench's absorption eval, built once per model and hook and shared by every SAE.
 
 SAEBench 0.6.0 (``sae_bench.evals.absorption``) asks the model ``"<10 ICL examples>\\n{word} has the first
-letter:"`` for single-token alphabetic words (:func:`sae_bench...vocab.get_alpha_tokens`), reads the residual stream
+letter:"`` for single-token alphabetic words (``sae_bench.evals.absorption.vocab.get_alpha_tokens``), reads the residual stream
 at the word (position -6), and trains a 26-way one-vs-rest linear probe on 80 % of the words.  This module calls
-SAEBench's own functions for each of those steps (vocabulary, :func:`create_icl_prompt`, :func:`train_multi_probe`
+SAEBench's own functions for each of those steps (vocabulary, ``create_icl_prompt``, ``train_multi_probe``
 with the arguments of SAEBench's ``train_and_save_probes``) and differs in two declared ways, both forced by a CPU
 budget:
 
