@@ -29,7 +29,7 @@ SMALL = {"device": "cpu", "widths": "[768, 1536]", "sae_ids": f"[{FS.format(768)
          "meta_steps": "60", "meta_batch_size": "512", "meta_fraction": "0.25", "synthetic_size": "small",
          "meta_base_width": "1536", "named_latent": "7",
          "arch_compare": "[standard]", "arch_train_epochs": "0.5", "arch_meta_steps": "40",
-         "arch_synthetic_steps": "100", "n_ce_seqs": "2", "cell_timeout": "900"}
+         "arch_synthetic_steps": "100", "n_ce_seqs": "2", "cell_timeout": "900", "absorption_words": "8"}
 
 
 @pytest.fixture(scope="session")
