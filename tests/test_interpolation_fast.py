@@ -12,9 +12,10 @@ import torch
 from sae_lens.saes import JumpReLUSAE, JumpReLUSAEConfig, StandardSAE, StandardSAEConfig
 
 from metasae_utils.evaluate import reconstruction_metrics
-from metasae_utils.stitching import BDEC_GROUP, interpolate, stitch, swap_groups
+from metasae_utils.stitching import interpolate, stitch, swap_groups
 from metasae_utils.stitching import interpolation as interp
 from metasae_utils.stitching.tokenstats import _masked_dot_sum, _sparse_dot_sum
+from test_stitching import _state_after  # the same walk bookkeeping as the stitching tests
 
 D_IN, N_SMALL, N_LARGE, N_TOK = 16, 24, 48, 400
 
@@ -45,18 +46,6 @@ def case(cls=StandardSAE, dtype="float64"):
     return small, large, acts.to(small.W_dec.dtype)
 
 
-def state_after(path, groups, k, n_small):
-    """(small ids kept, large ids added, bias applied) after the first k steps of ``path``."""
-    keep, add, bias = set(range(n_small)), [], False
-    for p in path[1 : k + 1]:
-        if p["group"] == BDEC_GROUP:
-            bias = True
-            continue
-        keep -= set(groups[p["group"]].small_ids.tolist())
-        add += groups[p["group"]].large_ids.tolist()
-    return sorted(keep), add, bias
-
-
 @pytest.mark.parametrize("cls, dtype, rel", [(StandardSAE, "float64", 1e-9), (JumpReLUSAE, "float64", 1e-9),
                                              (StandardSAE, "float32", 2e-5)])
 @pytest.mark.parametrize("order, removals", [("greedy", "last"), ("greedy", "any"), ("random", "any")])
@@ -67,7 +56,7 @@ def test_every_step_equals_the_stitched_sae(cls, dtype, rel, order, removals):
     path = interpolate(small, large, acts, order=order, removals=removals, seed=3, batch_size=64, progress=False)
     assert len(path) == len(groups) + 2
     for k in range(len(path)):
-        s_ids, l_ids, bias = state_after(path, groups, k, N_SMALL)
+        s_ids, l_ids, bias = _state_after(path, groups, k, N_SMALL)
         ref = reconstruction_metrics(stitch(small, large, s_ids, l_ids, b_dec="large" if bias else "small"), acts)
         assert path[k]["mse"] == pytest.approx(ref["mse"], rel=rel), k
         assert path[k]["fvu"] == pytest.approx(ref["fvu"], rel=rel), k
