@@ -78,20 +78,25 @@ class _Candidates:
         m = self.ids.numel()
         self.cross, self.sq, self.fires = (torch.zeros(m, dtype=torch.float64, device=dev) for _ in range(3))
 
-    def add(self, x: torch.Tensor, f_small: torch.Tensor, err: torch.Tensor, scale: torch.Tensor | None,
-            f: torch.Tensor | None = None) -> None:
-        """Add one batch: x (B, d), the small SAE's encoding f_small (B, d_small), its error err (B, d) float64,
-        the output scale (B,) or None and, when already computed, this SAE's encoding f (B, d_sae)."""
+    def add(self, x: torch.Tensor, f_small: torch.Tensor, err: torch.Tensor, scale: torch.Tensor | None) -> None:
+        """Add one batch: x (B, d), the small SAE's encoding f_small (B, d_small), its error err (B, d) float64 and
+        the output scale (B,) or None."""
         large, dev = self.large, err.device
-        if f is None:
-            f = f_small if self.reuse else large.encode(x.to(large.W_dec.device))
+        f = f_small if self.reuse else large.encode(x.to(large.W_dec.device))
         f = (f if self.everyone else f[:, self.ids]).to(dev)  # (B, m)
         r, k = torch.nonzero(f, as_tuple=True)
         a = f[r, k].double()  # (nnz,) the candidates' activations, zeros left out
-        self.fires += torch.bincount(k, minlength=self.ids.numel()).to(self.fires.dtype)
         if scale is not None:
             a = a * scale.double()[r]
-        self.cross += _sparse_dot_sum(err, r, k, a, self.D)
+        self.add_sums(k, a, _sparse_dot_sum(err, r, k, a, self.D),
+                      torch.bincount(k, minlength=self.ids.numel()).to(self.fires.dtype))
+
+    def add_sums(self, k: torch.Tensor, a: torch.Tensor, cross: torch.Tensor, fires: torch.Tensor) -> None:
+        """Add one batch's pieces, computed by :meth:`add` or by a pass that already has them: the non-zeros'
+        latent indices k (nnz,) and scaled activations a (nnz,) float64, the cross term (m,) float64 (the
+        ``_sparse_dot_sum`` of the batch's error with these latents' decoder rows) and the firing counts (m,)."""
+        self.fires += fires
+        self.cross += cross
         self.sq.index_add_(0, k, a**2)
 
     def result(self, n: int, d: int, total_var: float, base: dict) -> InsertionDeltas:

@@ -54,8 +54,8 @@ def _collect_unit_stats(small, large, acts: torch.Tensor, batch_size: int, progr
     """One batched pass: encodings of both SAEs as a sparse matrix plus the first-order statistics.
 
     ``insert``: SAEs whose single-insertion deltas into ``small`` (:func:`!insertion_deltas`, all latents) the same
-    pass accumulates, reusing the small SAE's encoding and error (and the large SAE's encoding for ``large``, the
-    small SAE's for ``small``); they are ``stats.inserted``, in order."""
+    pass accumulates, reusing the small SAE's encoding and error (and, for ``small`` and ``large`` themselves, the
+    pass's own non-zeros, cross terms and firing counts of their units); they are ``stats.inserted``, in order."""
     import scipy.sparse as sp
 
     dev = small.W_dec.device
@@ -69,6 +69,8 @@ def _collect_unit_stats(small, large, acts: torch.Tensor, batch_size: int, progr
     sq_small = sq_large = l0_small = 0.0
     var = _VarianceAccumulator(d)
     cands = [_Candidates(small, sae, None, dev) for sae in insert]
+    # which side of the pass each inserted SAE is (0: small, 1: large; None: another SAE, encoded by its candidate)
+    side = [0 if sae is small else 1 if sae is large else None for sae in insert]
     for start, x in _batches(acts, batch_size, "stitching stats", progress):
         x = x.to(dev)
         f_s = small.encode(x)
@@ -79,14 +81,20 @@ def _collect_unit_stats(small, large, acts: torch.Tensor, batch_size: int, progr
         l0_small += float((f_s != 0).sum())
         var.add(x)
         scale = _output_scale(small, x)
-        for cand, sae in zip(cands, insert):
-            cand.add(x, f_s, err, scale, f=f_l if sae is large else None)
+        for cand, s in zip(cands, side):
+            if s is None:
+                cand.add(x, f_s, err, scale)
         scale = torch.ones(x.shape[0], dtype=torch.float64, device=dev) if scale is None else scale.double()
-        for f, W, offset in ((f_s, W_s, 0), (f_l, W_l, n_s)):
+        for i, (f, W, offset) in enumerate(((f_s, W_s, 0), (f_l, W_l, n_s))):
             r, k = torch.nonzero(f, as_tuple=True)
-            fires[offset : offset + f.shape[1]] += torch.bincount(k, minlength=f.shape[1]).to(fires.dtype)
+            counts = torch.bincount(k, minlength=f.shape[1]).to(fires.dtype)
             a = f[r, k].double() * scale[r]  # (nnz,) the units' scaled activations
-            c[offset : offset + f.shape[1]] += _sparse_dot_sum(err, r, k, a, W)
+            cross = _sparse_dot_sum(err, r, k, a, W)
+            fires[offset : offset + f.shape[1]] += counts
+            c[offset : offset + f.shape[1]] += cross
+            for cand, s in zip(cands, side):
+                if s == i:
+                    cand.add_sums(k, a, cross, counts)
             rows.append((r + start).cpu())
             cols.append((k + offset).cpu())
             vals.append(a.cpu())
